@@ -1,0 +1,80 @@
+"""Motion primitives the scripted experts are written in.
+
+An expert is a generator of actions that reads simulator state between steps (privileged, as
+RoboTwin's experts are), so grasps and placements correct for where things really are.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+Actions = Iterator[np.ndarray]
+
+SAFE_Z = 0.16
+SPEED = 0.016          # m per control step (0.32 m/s)
+YAW_SPEED = 0.2        # rad per control step
+
+
+def wrap(a: float) -> float:
+    return float((a + np.pi) % (2 * np.pi) - np.pi)
+
+
+class Motion:
+    """Keeps the commanded set-point and walks it towards targets at a bounded speed."""
+
+    def __init__(self, env, start: np.ndarray):
+        self.env = env
+        self.sp = np.asarray(start, dtype=np.float64).copy()
+
+    def move(self, xyz=None, yaw=None, speed=SPEED, tol=0.004, max_wait=15) -> Actions:
+        target = self.sp.copy()
+        if xyz is not None:
+            target[:3] = xyz
+        if yaw is not None:
+            target[3] = yaw
+        while True:
+            d = target[:3] - self.sp[:3]
+            n = np.linalg.norm(d)
+            self.sp[:3] = target[:3] if n <= speed else self.sp[:3] + d / n * speed
+            dy = target[3] - self.sp[3]
+            self.sp[3] = target[3] if abs(dy) <= YAW_SPEED else self.sp[3] + np.sign(dy) * YAW_SPEED
+            yield self.sp.copy()
+            if n <= speed and abs(dy) <= YAW_SPEED:
+                break
+        for _ in range(max_wait):      # let the arm catch up with the set-point
+            if np.linalg.norm(self.env.proprio()[:3] - target[:3]) < tol:
+                break
+            yield self.sp.copy()
+
+    def grip(self, value: float, steps: int = 7) -> Actions:
+        self.sp[4] = value
+        for _ in range(steps):
+            yield self.sp.copy()
+
+    def hold(self, steps: int) -> Actions:
+        for _ in range(steps):
+            yield self.sp.copy()
+
+    def pick(self, body: str, grasp_z: float, yaw: float = 0.0) -> Actions:
+        """Grasp ``body`` with the finger centre at height ``grasp_z`` and lift it to the safe height."""
+        p = self.env.body_pos(body)
+        yield from self.grip(0.0, steps=1)
+        yield from self.move((p[0], p[1], SAFE_Z), yaw)
+        p = self.env.body_pos(body)                           # correct for anything that moved
+        yield from self.move((p[0], p[1], grasp_z), speed=0.012)
+        yield from self.grip(1.0)
+        yield from self.move((p[0], p[1], SAFE_Z), speed=0.012)
+
+    def place(self, body: str, xy, bottom_z: float, yaw: float | None = None, safe_z: float = SAFE_Z) -> Actions:
+        """Carry the held ``body`` so that its frame lands over ``xy`` with its bottom at ``bottom_z``, release."""
+        ee = self.env.proprio()
+        offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
+        yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z), yaw)
+        ee = self.env.proprio()
+        offset = self.env.body_pos(body)[:2] - ee[:2]
+        below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom
+        target = (xy[0] - offset[0], xy[1] - offset[1])
+        yield from self.move((*target, bottom_z + below + 0.004), speed=0.01)
+        yield from self.grip(0.0, steps=6)
+        yield from self.move((*target, safe_z), speed=0.012)

@@ -1,0 +1,59 @@
+"""Running the scripted expert, and goal images as the paper makes them (final frame of a success)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from a2g_core.sim.env import VIEWS, TabletopEnv
+
+SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is at rest
+
+
+@dataclass
+class Episode:
+    """One episode: ``frames[view]`` is (T+1, H, W, 3) (observations before each action and the last),
+    ``states`` (T+1, 5), ``actions`` (T, 5) as executed (clipped)."""
+    task: str
+    mode: str
+    seed: int
+    frames: dict[str, np.ndarray]
+    states: np.ndarray
+    actions: np.ndarray
+    success: bool
+    info: dict = field(default_factory=dict)
+
+    @property
+    def goal(self) -> dict[str, np.ndarray]:
+        return {v: f[-1] for v, f in self.frames.items()}
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Episode:
+    """Reset with ``seed`` and run the task's scripted expert to the end (or ``env.max_steps``)."""
+    obs, info = env.reset(seed=seed, options=options)
+    frames = {v: [obs["images"][v]] for v in VIEWS}
+    states, actions = [obs["state"]], []
+    plan = env.task.expert(env)
+    last = None
+    settle = SETTLE_STEPS
+    while len(actions) < env.max_steps:
+        a = next(plan, None)
+        if a is None:
+            if settle == 0 or last is None:
+                break
+            settle -= 1
+            a = last
+        last = a
+        obs, _, _, truncated, info = env.step(a)
+        actions.append(info["action"])
+        states.append(obs["state"])
+        for v in VIEWS:
+            frames[v].append(obs["images"][v])
+        if truncated:
+            break
+    public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
+    return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
+                   np.stack(states), np.stack(actions), bool(info["is_success"]), public)

@@ -1,0 +1,490 @@
+"""The seven tasks of the paper on the tabletop: layout sampling, success checks, scripted experts.
+
+``easy`` uses the seen object variants in a clean scene; ``hard`` uses unseen variants (other sizes
+and shapes, random colours), static clutter around the work area, and (in the env) random lighting,
+table colour, camera pose and pixel noise: RoboTwin 2.0's clean vs randomized split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from a2g_core.sim import font
+from a2g_core.sim import scene as S
+from a2g_core.sim.expert import SAFE_Z, Actions, Motion, wrap
+from a2g_core.sim.scene import Body, Geom
+
+MODES = ("easy", "hard")
+UPRIGHT_TOL = np.deg2rad(15)
+
+
+@dataclass
+class Scene:
+    """What a reset sampled: bodies (structure), their poses, colours and the task's parameters."""
+    bodies: list[Body]
+    poses: dict[str, tuple]                 # body -> (x, y, z, yaw)
+    params: dict[str, Any]
+    colors: dict[str, tuple] = field(default_factory=dict)
+    public: dict[str, Any] = field(default_factory=dict)   # copied into info (e.g. the word)
+
+
+def _rand_color(rng) -> tuple:
+    return (*rng.uniform(0.1, 0.95, 3), 1.0)
+
+
+def _place_apart(rng, n: int, low, high, min_dist: float, taken=(), tries: int = 500) -> list[np.ndarray]:
+    """``n`` points in the box [low, high] at least ``min_dist`` from each other and from ``taken``."""
+    pts = [np.asarray(t, float) for t in taken]
+    out = []
+    for _ in range(tries):
+        p = rng.uniform(low, high)
+        if all(np.linalg.norm(p - q) >= min_dist for q in pts):
+            pts.append(p)
+            out.append(p)
+            if len(out) == n:
+                return out
+    raise RuntimeError("Could not lay out the scene; the sampling region is too small.")
+
+
+def _clutter(rng) -> tuple[list[Body], dict, dict]:
+    """Four static distractors on the table's rim, outside the arm's workspace but in view."""
+    bodies, poses, colors = [], {}, {}
+    spots = [(-0.37, rng.uniform(-0.2, 0.25)), (0.37, rng.uniform(-0.2, 0.25)),
+             (rng.uniform(-0.3, -0.05), 0.31), (rng.uniform(0.05, 0.3), 0.31)]
+    shapes = [Geom("box", (0.02, 0.03, 0.025)), Geom("cylinder", (0.022, 0.03)),
+              Geom("sphere", (0.025,)), Geom("box", (0.035, 0.015, 0.012))]
+    for i, ((x, y), g) in enumerate(zip(spots, shapes)):
+        g.name = f"clutter{i}"
+        bodies.append(Body(f"clutter{i}", [g], free=False))
+        poses[f"clutter{i}"] = (x, y, 0.03 if g.type != "box" else g.size[2], rng.uniform(-np.pi, np.pi))
+        colors[g.name] = _rand_color(rng)
+    return bodies, poses, colors
+
+
+class Task:
+    name = ""
+    max_steps = 300
+    marker = False
+
+    def workspace(self) -> tuple[np.ndarray, np.ndarray]:
+        return S.WORKSPACE_LOW.copy(), S.WORKSPACE_HIGH.copy()
+
+    def home(self) -> np.ndarray:
+        return S.HOME.copy()
+
+    def validate_words(self, words):
+        if words is not None:
+            raise ValueError(f"Only the writing task takes words; {self.name!r} does not.")
+        return None
+
+    def sample(self, rng, mode: str, words, options: dict) -> Scene:
+        scene = self.layout(rng, mode == "hard", options)
+        if mode == "hard":
+            b, p, c = _clutter(rng)
+            scene.bodies += b
+            scene.poses.update(p)
+            scene.colors.update(c)
+        return scene
+
+    def layout(self, rng, hard: bool, options: dict) -> Scene:
+        raise NotImplementedError
+
+    def on_reset(self, env) -> None: ...
+    def on_step(self, env) -> None: ...
+    def decorate(self, env, scn) -> None: ...
+
+    def success(self, env) -> bool:
+        raise NotImplementedError
+
+    def expert(self, env) -> Actions:
+        raise NotImplementedError
+
+    @staticmethod
+    def grasp_z(height: float) -> float:
+        """Finger centre height that keeps the fingertips off the table and the palm off the object."""
+        return max(height - 0.03, 0.018)
+
+
+# --------------------------------------------------------------------------- RoboTwin analogs
+class PlaceEmptyCup(Task):
+    name = "place_empty_cup"
+    max_steps = 200
+
+    def layout(self, rng, hard, options):
+        r, h = (0.028, 0.07) if not hard else (rng.choice([0.022, 0.033]), rng.choice([0.06, 0.085]))
+        cup_c = (0.95, 0.95, 0.97, 1) if not hard else _rand_color(rng)
+        cup, coaster = _place_apart(rng, 2, (-0.2, -0.15), (0.2, 0.15), 0.14)
+        bodies = [Body("cup", [Geom("cylinder", (r, h / 2), cup_c, name="cup", mass=0.08),
+                               Geom("cylinder", (r * 0.7, 0.002), (0.2, 0.2, 0.2, 1), pos=(0, 0, h / 2), collide=False)]),
+                  Body("coaster", [Geom("cylinder", (0.045, 0.002), (0.35, 0.2, 0.1, 1), name="coaster")], free=False)]
+        poses = {"cup": (*cup, h / 2, 0.0), "coaster": (*coaster, 0.002, 0.0)}
+        return Scene(bodies, poses, {"height": h, "coaster": coaster})
+
+    def success(self, env):
+        p = env.body_pos("cup")
+        c = env.scene.params["coaster"]
+        return (np.linalg.norm(p[:2] - c) < 0.025 and env.body_tilt("cup") < UPRIGHT_TOL
+                and abs(env.body_bottom("cup") - 0.004) < 0.01 and env.gripper_open())
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        yield from mo.pick("cup", self.grasp_z(prm["height"]))
+        yield from mo.place("cup", prm["coaster"], 0.004)
+        yield from mo.move(S.HOME[:3])
+
+
+class MoveCanPot(Task):
+    name = "move_can_pot"
+    max_steps = 200
+
+    def layout(self, rng, hard, options):
+        r, h = (0.025, 0.09) if not hard else (rng.choice([0.021, 0.03]), rng.choice([0.075, 0.11]))
+        side = float(rng.choice([-1.0, 1.0]))
+        pot = np.array([rng.uniform(-0.06, 0.06), rng.uniform(0.0, 0.1)])
+        can = np.array([pot[0] - side * rng.uniform(0.14, 0.2), rng.uniform(-0.16, -0.05)])
+        can_c = (0.8, 0.1, 0.1, 1) if not hard else _rand_color(rng)
+        pot_c = (0.3, 0.3, 0.32, 1) if not hard else _rand_color(rng)
+        bodies = [Body("can", [Geom("cylinder", (r, h / 2), can_c, name="can", mass=0.1)]),
+                  Body("pot", [Geom("cylinder", (0.07, 0.04), pot_c, name="pot"),
+                               Geom("box", (0.1, 0.012, 0.006), pot_c, pos=(0, 0, 0.03), name="pot_handles")], free=False)]
+        poses = {"can": (*can, h / 2, 0.0), "pot": (*pot, 0.04, 0.0)}
+        target = pot + np.array([side * 0.135, 0.0])
+        return Scene(bodies, poses, {"height": h, "pot": pot, "side": side, "target": target},
+                     public={"goal_side": "right" if side > 0 else "left"})
+
+    def success(self, env):
+        prm = env.scene.params
+        p = env.body_pos("can")[:2]
+        d = p - prm["pot"]
+        return (np.sign(d[0]) == prm["side"] and 0.09 < np.linalg.norm(d) < 0.2
+                and np.linalg.norm(p - prm["target"]) < 0.05 and env.body_tilt("can") < UPRIGHT_TOL
+                and env.body_bottom("can") < 0.01 and env.gripper_open())
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        yield from mo.pick("can", self.grasp_z(prm["height"]))
+        yield from mo.place("can", prm["target"], 0.0)
+        yield from mo.move(S.HOME[:3])
+
+
+class PickDualBottles(Task):
+    name = "pick_dual_bottles"
+    max_steps = 360
+    SHELF_TOP = 0.05
+
+    def layout(self, rng, hard, options):
+        hs = [0.1, 0.1] if not hard else list(rng.choice([0.085, 0.115], 2))
+        rs = [0.02, 0.02] if not hard else list(rng.choice([0.017, 0.024], 2))
+        shelf_y = rng.uniform(0.13, 0.17)
+        tx = np.sort(rng.uniform(-0.2, 0.2, 2))
+        while tx[1] - tx[0] < 0.12:
+            tx = np.sort(rng.uniform(-0.2, 0.2, 2))
+        starts = _place_apart(rng, 2, (-0.22, -0.17), (0.22, 0.0), 0.1)
+        colors = [(0.1, 0.5, 0.9, 1), (0.1, 0.75, 0.3, 1)] if not hard else [_rand_color(rng), _rand_color(rng)]
+        bodies = [Body(f"bottle{i}", [Geom("cylinder", (rs[i], hs[i] / 2), colors[i], name=f"bottle{i}", mass=0.08),
+                                      Geom("cylinder", (rs[i] * 0.5, 0.008), (0.9, 0.9, 0.9, 1), pos=(0, 0, hs[i] / 2 + 0.008),
+                                           collide=False)]) for i in range(2)]
+        bodies.append(Body("shelf", [Geom("box", (0.26, 0.055, self.SHELF_TOP / 2), (0.6, 0.55, 0.45, 1), name="shelf")], free=False))
+        poses = {f"bottle{i}": (*starts[i], hs[i] / 2, 0.0) for i in range(2)}
+        poses["shelf"] = (0.0, shelf_y, self.SHELF_TOP / 2, 0.0)
+        targets = [np.array([tx[i], shelf_y]) for i in range(2)]
+        return Scene(bodies, poses, {"heights": hs, "targets": targets})
+
+    def success(self, env):
+        prm = env.scene.params
+        return all(np.linalg.norm(env.body_pos(f"bottle{i}")[:2] - prm["targets"][i]) < 0.035
+                   and env.body_bottom(f"bottle{i}") > self.SHELF_TOP - 0.008
+                   and env.body_tilt(f"bottle{i}") < UPRIGHT_TOL for i in range(2))
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        for i in range(2):
+            yield from mo.pick(f"bottle{i}", self.grasp_z(prm["heights"][i]))
+            yield from mo.place(f"bottle{i}", prm["targets"][i], self.SHELF_TOP, safe_z=0.22)
+        yield from mo.move(S.HOME[:3])
+
+
+class PlaceShoe(Task):
+    name = "place_shoe"
+    max_steps = 240
+
+    def layout(self, rng, hard, options):
+        L, W, H = (0.06, 0.024, 0.018) if not hard else (rng.choice([0.052, 0.068]), rng.choice([0.021, 0.028]), 0.02)
+        shoe_c = (0.55, 0.3, 0.15, 1) if not hard else _rand_color(rng)
+        yaw0 = rng.uniform(-np.pi, np.pi)
+        goal_yaw = wrap(yaw0 + rng.uniform(-1.2, 1.2))
+        start, target = _place_apart(rng, 2, (-0.2, -0.15), (0.2, 0.14), 0.17)
+        bodies = [Body("shoe", [Geom("box", (L, W, H), shoe_c, name="shoe", mass=0.1),
+                                Geom("box", (0.018, W * 0.9, 0.004), (0.95, 0.95, 0.95, 1), pos=(L - 0.018, 0, H), collide=False),
+                                Geom("box", (0.012, W * 0.7, 0.004), (0.1, 0.1, 0.1, 1), pos=(-L + 0.012, 0, H), collide=False)]),
+                  Body("mat", [Geom("box", (L + 0.015, W + 0.012, 0.001), (0.2, 0.45, 0.7, 1), name="mat", collide=False),
+                               Geom("box", (0.012, W * 0.8, 0.0012), (0.95, 0.95, 0.95, 1), pos=(L - 0.005, 0, 0.0), collide=False)],
+                       free=False)]
+        poses = {"shoe": (*start, H, yaw0), "mat": (*target, 0.001, goal_yaw)}
+        return Scene(bodies, poses, {"height": 2 * H, "target": target, "goal_yaw": goal_yaw})
+
+    def success(self, env):
+        prm = env.scene.params
+        return (np.linalg.norm(env.body_pos("shoe")[:2] - prm["target"]) < 0.03
+                and abs(wrap(env.body_yaw("shoe") - prm["goal_yaw"])) < np.deg2rad(15)
+                and env.body_tilt("shoe") < UPRIGHT_TOL and env.gripper_open())
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        yaw = env.body_yaw("shoe")
+        grip_yaw = wrap(yaw + np.pi / 2)                 # close the fingers across the shoe's width
+        if grip_yaw > np.pi / 2:
+            grip_yaw -= np.pi
+        elif grip_yaw < -np.pi / 2:
+            grip_yaw += np.pi
+        yield from mo.pick("shoe", self.grasp_z(prm["height"]), grip_yaw)
+        turn = wrap(prm["goal_yaw"] - env.body_yaw("shoe"))
+        yield from mo.place("shoe", prm["target"], 0.0, yaw=grip_yaw + turn)
+        yield from mo.move(S.HOME[:3], yaw=0.0)
+
+
+# --------------------------------------------------------------------------- the real-robot tasks
+class PlugIn(Task):
+    name = "plug_in"
+    max_steps = 260
+    DEPTH = 0.025           # the peg's bottom must be this far below the fixture top
+
+    def layout(self, rng, hard, options):
+        r, h = (0.011, 0.09) if not hard else (rng.choice([0.009, 0.013]), rng.choice([0.085, 0.1]))
+        box_peg = bool(hard and rng.random() < 0.5)
+        clear = 0.0035
+        hw, t, fh = r + clear, 0.018, 0.05
+        peg_c = (0.75, 0.75, 0.8, 1) if not hard else _rand_color(rng)
+        fix_c = (0.15, 0.35, 0.2, 1) if not hard else _rand_color(rng)
+        peg_geom = Geom("box", (r, r, h / 2), peg_c, name="peg", mass=0.05) if box_peg else \
+            Geom("cylinder", (r, h / 2), peg_c, name="peg", mass=0.05)
+        walls = [Geom("box", (t, hw + 2 * t, fh / 2), fix_c, pos=(s * (hw + t), 0, 0)) for s in (-1, 1)] + \
+                [Geom("box", (hw, t, fh / 2), fix_c, pos=(0, s * (hw + t), 0)) for s in (-1, 1)]
+        walls[0].name = "fixture"
+        peg, hole = _place_apart(rng, 2, (-0.2, -0.15), (0.2, 0.13), 0.15)
+        hole_yaw = rng.uniform(-0.6, 0.6) if box_peg else 0.0
+        bodies = [Body("peg", [peg_geom]), Body("fixture", walls, free=False)]
+        poses = {"peg": (*peg, h / 2, rng.uniform(-0.6, 0.6) if box_peg else 0.0), "fixture": (*hole, fh / 2, hole_yaw)}
+        return Scene(bodies, poses, {"height": h, "hole": hole, "hole_half": hw, "fixture_top": fh,
+                                     "box_peg": box_peg, "hole_yaw": hole_yaw})
+
+    def success(self, env):
+        prm = env.scene.params
+        return (np.linalg.norm(env.body_pos("peg")[:2] - prm["hole"]) < prm["hole_half"]
+                and env.body_bottom("peg") < prm["fixture_top"] - self.DEPTH)
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        yaw = env.body_yaw("peg") if prm["box_peg"] else 0.0
+        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw))
+        turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
+        turn = (turn + np.pi / 4) % (np.pi / 2) - np.pi / 4      # a square peg fits every quarter turn
+        safe = prm["fixture_top"] + prm["height"] - self.grasp_z(prm["height"]) + 0.05
+        yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
+                            yaw=mo.sp[3] + turn, safe_z=max(SAFE_Z, safe))
+        yield from mo.move(S.HOME[:3])
+
+
+class Plating(Task):
+    name = "plating"
+    max_steps = 520
+    PLATE_TOP = 0.012
+
+    def layout(self, rng, hard, options):
+        n = int(rng.integers(2, 5))
+        plate = np.array([rng.uniform(-0.08, 0.08), rng.uniform(0.02, 0.08)])
+        plate_c = (0.96, 0.96, 0.96, 1) if not hard else _rand_color(rng)
+        bodies = [Body("plate", [Geom("cylinder", (0.11, self.PLATE_TOP / 2), plate_c, name="plate"),
+                                 Geom("cylinder", (0.08, 0.0005), (0.85, 0.85, 0.88, 1), pos=(0, 0, self.PLATE_TOP / 2),
+                                      collide=False)], free=False)]
+        seen = [("cylinder", (0.018, 0.015)), ("box", (0.017, 0.017, 0.015)), ("cylinder", (0.016, 0.018)),
+                ("box", (0.02, 0.014, 0.013))]
+        unseen = [("cylinder", (0.021, 0.012)), ("box", (0.014, 0.022, 0.016)), ("sphere", (0.019,)),
+                  ("cylinder", (0.014, 0.02))]
+        palette = [(0.95, 0.6, 0.7, 1), (0.55, 0.35, 0.2, 1), (0.98, 0.85, 0.4, 1), (0.6, 0.85, 0.6, 1)]
+        kinds = [seen[i] for i in range(n)] if not hard else [unseen[i] for i in rng.choice(4, n, replace=False)]
+        taken = [plate]
+        starts = _place_apart(rng, n, (-0.24, -0.18), (0.24, -0.02), 0.075, taken=[])
+        angle0 = rng.uniform(0, 2 * np.pi)
+        slots = [plate + 0.06 * np.array([np.cos(a), np.sin(a)]) for a in angle0 + 2 * np.pi * np.arange(n) / n]
+        order = rng.permutation(n)
+        poses = {"plate": (*plate, self.PLATE_TOP / 2, 0.0)}
+        heights = []
+        for i, (t, size) in enumerate(kinds):
+            color = palette[i] if not hard else _rand_color(rng)
+            bodies.append(Body(f"dessert{i}", [Geom(t, size, color, name=f"dessert{i}", mass=0.04)]))
+            half = size[0] if t == "sphere" else size[-1]
+            heights.append(2 * half)
+            poses[f"dessert{i}"] = (*starts[i], half, rng.uniform(-np.pi, np.pi))
+        del taken
+        return Scene(bodies, poses, {"n": n, "plate": plate, "slots": [slots[j] for j in order], "heights": heights},
+                     public={"n_desserts": n})
+
+    def success(self, env):
+        prm = env.scene.params
+        return env.gripper_open() and all(
+            np.linalg.norm(env.body_pos(f"dessert{i}")[:2] - prm["slots"][i]) < 0.025
+            and env.body_bottom(f"dessert{i}") > self.PLATE_TOP - 0.004 for i in range(prm["n"]))
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        prm = env.scene.params
+        for i in range(prm["n"]):
+            yaw = wrap(env.body_yaw(f"dessert{i}"))
+            yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4       # boxes: grip across a face
+            yield from mo.pick(f"dessert{i}", self.grasp_z(prm["heights"][i]), yaw)
+            yield from mo.place(f"dessert{i}", prm["slots"][i], self.PLATE_TOP, safe_z=0.12)
+        yield from mo.move(S.HOME[:3], yaw=0.0)
+
+
+class Writing(Task):
+    """A marker in the gripper draws on a whiteboard. Ink is kinematic: wherever the pen tip is
+    within 3 mm of the board surface, a segment is laid down (the pen itself does not collide)."""
+    name = "writing"
+    max_steps = 900
+    marker = True
+    BOARD_TOP = 0.006
+    TIP = 0.042                 # pen tip below the finger centre
+    INK_R = 0.0035
+    PEN_UP = 0.012
+
+    def workspace(self):
+        low, high = super().workspace()
+        low[2] = self.BOARD_TOP + self.TIP - 0.004
+        low[4] = high[4] = 0.8                   # the marker stays clamped
+        return low, high
+
+    def home(self):
+        h = super().home()
+        h[4] = 0.8
+        return h
+
+    def validate_words(self, words):
+        if words is None:
+            return None
+        words = [words] if isinstance(words, str) else list(words)
+        if not words:
+            raise ValueError("The list of words to write is empty.")
+        return [font.validate_word(w) for w in words]
+
+    def layout(self, rng, hard, options):
+        if "word" in options:
+            word = font.validate_word(options["word"])
+        else:
+            pool = options.get("words") or None
+            if pool is None:
+                split = font.WORDS["unseen" if hard else "seen"]
+                length = options.get("length") or rng.choice(["short", "medium", "long"])
+                if length not in split:
+                    raise ValueError(f"Unknown word length {length!r}; choose short, medium or long.")
+                pool = split[length]
+            word = str(rng.choice(pool))
+        board_c = (0.97, 0.97, 0.97, 1) if not hard else (*rng.uniform(0.85, 1.0, 3), 1)
+        center = np.array([rng.uniform(-0.03, 0.03), rng.uniform(-0.01, 0.05)])
+        bodies = [Body("board", [Geom("box", (0.26, 0.075, self.BOARD_TOP / 2), board_c, name="board")], free=False)]
+        poses = {"board": (*center, self.BOARD_TOP / 2, 0.0)}
+        strokes = font.word_strokes(word, tuple(center))
+        target = np.concatenate([font.sample_polyline(s, 0.004) for s in strokes])
+        return Scene(bodies, poses, {"word": word, "strokes": strokes, "target_pts": target, "center": center},
+                     public={"word": word, "length": font.length_class(word)})
+
+    def sample(self, rng, mode, words, options):
+        if words and "word" not in options:
+            options = {**options, "words": words}
+        return super().sample(rng, mode, words, options)
+
+    # Success is checked every step, so ink is scored incrementally on a 2 mm raster of the board.
+    CELL = 0.002
+    TOL = 0.008
+
+    def _cells(self, env, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ij = np.floor((pts - env.scene.params["center"] + (0.28, 0.09)) / self.CELL).astype(int)
+        return np.clip(ij[:, 0], 0, 279), np.clip(ij[:, 1], 0, 89)
+
+    def _disk(self) -> np.ndarray:
+        r = int(np.ceil(self.TOL / self.CELL))
+        o = np.arange(-r, r + 1)
+        return np.argwhere(np.hypot(*np.meshgrid(o, o, indexing="ij")) * self.CELL < self.TOL) - r
+
+    def _stamp(self, grid: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+        d = self._disk()
+        grid[np.clip(i[:, None] + d[None, :, 0], 0, 279), np.clip(j[:, None] + d[None, :, 1], 0, 89)] = True
+
+    def on_reset(self, env):
+        env.ink = np.zeros((0, 4))              # segments x0, y0, x1, y1
+        env._pen_prev = None
+        env._near_ink = np.zeros((280, 90), bool)      # cells within TOL of some ink
+        near_target = np.zeros((280, 90), bool)
+        self._stamp(near_target, *self._cells(env, env.scene.params["target_pts"]))
+        env._near_target = near_target
+        env._ink_counts = [0, 0]                # ink samples near the target, all ink samples
+
+    def on_step(self, env):
+        tip = env.data.site("pen_tip").xpos
+        if tip[2] > self.BOARD_TOP + 0.003:
+            env._pen_prev = None
+            return
+        xy = tip[:2].copy()
+        prev = env._pen_prev if env._pen_prev is not None else xy
+        env._pen_prev = xy
+        if len(env.ink) and np.allclose(env.ink[-1, 2:], prev) and self._collinear(env.ink[-1], xy):
+            env.ink[-1, 2:] = xy                 # extend a straight run: fewer geoms to draw
+        else:
+            env.ink = np.vstack([env.ink, [*prev, *xy]])
+        pts = font.sample_polyline(np.array([prev, xy]), 0.004)[(0 if len(env.ink) == 1 else 1):]
+        i, j = self._cells(env, pts)
+        self._stamp(env._near_ink, i, j)
+        env._ink_counts[0] += int(env._near_target[i, j].sum())
+        env._ink_counts[1] += len(pts)
+
+    @staticmethod
+    def _collinear(seg: np.ndarray, xy: np.ndarray) -> bool:
+        a, b = seg[2:] - seg[:2], xy - seg[2:]
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        return na > 1e-6 and nb > 1e-6 and abs(a[0] * b[1] - a[1] * b[0]) < 0.02 * na * nb and a @ b > 0
+
+    def decorate(self, env, scn):
+        import mujoco
+        z = self.BOARD_TOP + 0.0006
+        zero, eye, ink = np.zeros(3), np.eye(3).ravel(), np.array([0.08, 0.1, 0.45, 1], np.float32)
+        for x0, y0, x1, y1 in env.ink:
+            if scn.ngeom >= scn.maxgeom:
+                break
+            g = scn.geoms[scn.ngeom]
+            mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_CAPSULE, zero, zero, eye, ink)
+            mujoco.mjv_connector(g, mujoco.mjtGeom.mjGEOM_CAPSULE, self.INK_R, np.array([x0, y0, z]),
+                                 np.array([x1 + 1e-6, y1, z]))
+            scn.ngeom += 1
+
+    def scores(self, env) -> tuple[float, float]:
+        """(coverage of the goal word's strokes by ink, precision of the ink), both within 8 mm."""
+        if env._ink_counts[1] == 0:
+            return 0.0, 0.0
+        coverage = env._near_ink[self._cells(env, env.scene.params["target_pts"])].mean()
+        return float(coverage), env._ink_counts[0] / env._ink_counts[1]
+
+    def success(self, env):
+        cov, prec = self.scores(env)
+        return cov >= 0.9 and prec >= 0.9
+
+    def expert(self, env):
+        mo = Motion(env, env.task.home())
+        down = self.BOARD_TOP + self.TIP
+        for stroke in env.scene.params["strokes"]:
+            yield from mo.move((*stroke[0], down + self.PEN_UP), speed=0.02, tol=0.006, max_wait=4)
+            yield from mo.move((*stroke[0], down - 0.001), tol=0.002, max_wait=4)
+            for p in stroke[1:]:
+                yield from mo.move((*p, down - 0.001), speed=0.01, tol=0.003, max_wait=3)
+            yield from mo.move((*stroke[-1], down + self.PEN_UP), tol=0.006, max_wait=3)
+        yield from mo.move(S.HOME[:3])
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (Writing(), Plating(), PlugIn(), MoveCanPot(), PickDualBottles(),
+                                                PlaceEmptyCup(), PlaceShoe())}
