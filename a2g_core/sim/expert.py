@@ -56,17 +56,19 @@ class Motion:
         for _ in range(steps):
             yield self.sp.copy()
 
-    def pick(self, body: str, grasp_z: float, yaw: float = 0.0) -> Actions:
-        """Grasp ``body`` with the finger centre at height ``grasp_z`` and lift it to the safe height."""
+    def pick(self, body: str, grasp_z: float, yaw: float = 0.0, lift_z: float = SAFE_Z, open_to: float = 0.0) -> Actions:
+        """Grasp ``body`` with the finger centre at height ``grasp_z`` and lift it to ``lift_z``.
+        ``open_to`` is the gripper command on approach (0 = wide open; more keeps the fingers narrow)."""
         p = self.env.body_pos(body)
-        yield from self.grip(0.0, steps=1)
+        yield from self.grip(open_to, steps=1)
         yield from self.move((p[0], p[1], SAFE_Z), yaw)
         p = self.env.body_pos(body)                           # correct for anything that moved
         yield from self.move((p[0], p[1], grasp_z), speed=0.012)
         yield from self.grip(1.0)
-        yield from self.move((p[0], p[1], SAFE_Z), speed=0.012)
+        yield from self.move((p[0], p[1], lift_z), speed=0.012)
 
-    def place(self, body: str, xy, bottom_z: float, yaw: float | None = None, safe_z: float = SAFE_Z) -> Actions:
+    def place(self, body: str, xy, bottom_z: float, yaw: float | None = None, safe_z: float = SAFE_Z,
+              release: float = 0.0) -> Actions:
         """Carry the held ``body`` so that its frame lands over ``xy`` with its bottom at ``bottom_z``, release."""
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
@@ -76,5 +78,5 @@ class Motion:
         below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom
         target = (xy[0] - offset[0], xy[1] - offset[1])
         yield from self.move((*target, bottom_z + below + 0.004), speed=0.01)
-        yield from self.grip(0.0, steps=6)
+        yield from self.grip(release, steps=6)
         yield from self.move((*target, safe_z), speed=0.012)

@@ -57,3 +57,21 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public)
+
+
+_GOALS: dict[tuple, tuple[dict, bool]] = {}
+
+
+def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, word: str | None = None) -> tuple[dict, bool]:
+    """Goal images for a seed (the expert's final frame per view) and whether the expert succeeded.
+    Cached: the same arguments always give the same frames."""
+    key = (task, mode, seed, resolution, word)
+    if key not in _GOALS:
+        from a2g_core.sim.env import TabletopEnv
+        env = TabletopEnv(task, mode, resolution)
+        ep = run_expert(env, seed, {"word": word} if word else None)
+        env.close()
+        if len(_GOALS) > 64:
+            _GOALS.pop(next(iter(_GOALS)))
+        _GOALS[key] = (ep.goal, ep.success)
+    return _GOALS[key]

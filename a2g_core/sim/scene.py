@@ -16,12 +16,12 @@ PHYSICS_DT = 0.002
 SUBSTEPS = int(round(1 / (CONTROL_HZ * PHYSICS_DT)))   # 25 physics steps per control step
 
 FINGER_MAX = 0.045      # opening of one finger (m); the gap is twice this
-HOME = np.array([0.0, -0.05, 0.20, 0.0, 0.0])   # x, y, z, yaw, grip (0 open, 1 closed)
+HOME = np.array([0.0, 0.17, 0.22, 0.0, 0.0])   # x, y, z, yaw, grip (0 open, 1 closed)
 WORKSPACE_LOW = np.array([-0.30, -0.22, 0.005, -np.pi, 0.0])
 WORKSPACE_HIGH = np.array([0.30, 0.22, 0.30, np.pi, 1.0])
 
-HEAD_CAM_POS = np.array([0.0, -0.52, 0.62])
-HEAD_CAM_TARGET = np.array([0.0, 0.0, 0.0])
+HEAD_CAM_POS = np.array([0.0, -0.38, 0.68])
+HEAD_CAM_TARGET = np.array([0.0, 0.03, 0.0])
 WRIST_CAM_POS = np.array([0.0, -0.04, 0.05])   # in the wrist frame, looking past the fingers
 
 
@@ -103,7 +103,7 @@ def build_xml(bodies: list[Body], resolution: int, *, hard: bool, marker: bool =
     <light name="key" pos="0.3 -0.3 1.2" dir="-0.25 0.25 -1" directional="true" castshadow="false" diffuse="0.6 0.6 0.6"/>
     <geom name="floor" type="plane" size="2 2 0.1" pos="0 0 -0.75" material="floor" contype="0" conaffinity="0"/>
     <geom name="table" type="box" size="0.42 0.36 0.02" pos="0 0.02 -0.02" {table_mat}/>
-    <camera name="head" pos="{fmt(HEAD_CAM_POS)}" xyaxes="{fmt(cam)}" fovy="52"/>
+    <camera name="head" pos="{fmt(HEAD_CAM_POS)}" xyaxes="{fmt(cam)}" fovy="46"/>
     <body name="carriage" gravcomp="1">
       <inertial pos="0 0 0" mass="1" diaginertia="0.01 0.01 0.01"/>
       <joint name="x" type="slide" axis="1 0 0" range="-0.32 0.32" armature="0.5" damping="5"/>

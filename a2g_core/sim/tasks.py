@@ -34,13 +34,15 @@ def _rand_color(rng) -> tuple:
     return (*rng.uniform(0.1, 0.95, 3), 1.0)
 
 
-def _place_apart(rng, n: int, low, high, min_dist: float, taken=(), tries: int = 500) -> list[np.ndarray]:
-    """``n`` points in the box [low, high] at least ``min_dist`` from each other and from ``taken``."""
-    pts = [np.asarray(t, float) for t in taken]
+def _place_apart(rng, n: int, low, high, min_dist: float, clear_of=(), tries: int = 2000) -> list[np.ndarray]:
+    """``n`` points in the box [low, high], ``min_dist`` apart and outside the discs ``clear_of``
+    (a list of (centre, radius))."""
+    pts: list[np.ndarray] = []
     out = []
     for _ in range(tries):
         p = rng.uniform(low, high)
-        if all(np.linalg.norm(p - q) >= min_dist for q in pts):
+        if all(np.linalg.norm(p - q) >= min_dist for q in pts) and \
+                all(np.linalg.norm(p - np.asarray(c)) >= r for c, r in clear_of):
             pts.append(p)
             out.append(p)
             if len(out) == n:
@@ -166,8 +168,10 @@ class MoveCanPot(Task):
     def expert(self, env):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
-        yield from mo.pick("can", self.grasp_z(prm["height"]))
-        yield from mo.place("can", prm["target"], 0.0)
+        grasp = self.grasp_z(prm["height"])
+        safe = max(SAFE_Z, 0.08 + grasp + 0.04)          # carry the can's bottom over the pot
+        yield from mo.pick("can", grasp, lift_z=safe)
+        yield from mo.place("can", prm["target"], 0.0, safe_z=safe)
         yield from mo.move(S.HOME[:3])
 
 
@@ -204,7 +208,7 @@ class PickDualBottles(Task):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
         for i in range(2):
-            yield from mo.pick(f"bottle{i}", self.grasp_z(prm["heights"][i]))
+            yield from mo.pick(f"bottle{i}", self.grasp_z(prm["heights"][i]), lift_z=0.22)
             yield from mo.place(f"bottle{i}", prm["targets"][i], self.SHELF_TOP, safe_z=0.22)
         yield from mo.move(S.HOME[:3])
 
@@ -283,12 +287,12 @@ class PlugIn(Task):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
         yaw = env.body_yaw("peg") if prm["box_peg"] else 0.0
-        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw))
+        safe = max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
+        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe)
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = (turn + np.pi / 4) % (np.pi / 2) - np.pi / 4      # a square peg fits every quarter turn
-        safe = prm["fixture_top"] + prm["height"] - self.grasp_z(prm["height"]) + 0.05
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
-                            yaw=mo.sp[3] + turn, safe_z=max(SAFE_Z, safe))
+                            yaw=mo.sp[3] + turn, safe_z=safe)
         yield from mo.move(S.HOME[:3])
 
 
@@ -299,32 +303,32 @@ class Plating(Task):
 
     def layout(self, rng, hard, options):
         n = int(rng.integers(2, 5))
-        plate = np.array([rng.uniform(-0.08, 0.08), rng.uniform(0.02, 0.08)])
+        plate = np.array([rng.uniform(-0.08, 0.08), rng.uniform(0.04, 0.1)])
         plate_c = (0.96, 0.96, 0.96, 1) if not hard else _rand_color(rng)
         bodies = [Body("plate", [Geom("cylinder", (0.11, self.PLATE_TOP / 2), plate_c, name="plate"),
                                  Geom("cylinder", (0.08, 0.0005), (0.85, 0.85, 0.88, 1), pos=(0, 0, self.PLATE_TOP / 2),
                                       collide=False)], free=False)]
         seen = [("cylinder", (0.018, 0.015)), ("box", (0.017, 0.017, 0.015)), ("cylinder", (0.016, 0.018)),
                 ("box", (0.02, 0.014, 0.013))]
-        unseen = [("cylinder", (0.021, 0.012)), ("box", (0.014, 0.022, 0.016)), ("sphere", (0.019,)),
+        unseen = [("cylinder", (0.021, 0.012)), ("box", (0.014, 0.022, 0.016)), ("box", (0.019, 0.019, 0.011)),
                   ("cylinder", (0.014, 0.02))]
         palette = [(0.95, 0.6, 0.7, 1), (0.55, 0.35, 0.2, 1), (0.98, 0.85, 0.4, 1), (0.6, 0.85, 0.6, 1)]
         kinds = [seen[i] for i in range(n)] if not hard else [unseen[i] for i in rng.choice(4, n, replace=False)]
-        taken = [plate]
-        starts = _place_apart(rng, n, (-0.24, -0.18), (0.24, -0.02), 0.075, taken=[])
+        starts = _place_apart(rng, n, (-0.25, -0.2), (0.25, -0.02), 0.075, clear_of=[(plate, 0.15)])
         angle0 = rng.uniform(0, 2 * np.pi)
-        slots = [plate + 0.06 * np.array([np.cos(a), np.sin(a)]) for a in angle0 + 2 * np.pi * np.arange(n) / n]
+        slots = [plate + 0.065 * np.array([np.cos(a), np.sin(a)]) for a in angle0 + 2 * np.pi * np.arange(n) / n]
         order = rng.permutation(n)
         poses = {"plate": (*plate, self.PLATE_TOP / 2, 0.0)}
-        heights = []
+        heights, widths = [], []
         for i, (t, size) in enumerate(kinds):
             color = palette[i] if not hard else _rand_color(rng)
             bodies.append(Body(f"dessert{i}", [Geom(t, size, color, name=f"dessert{i}", mass=0.04)]))
             half = size[0] if t == "sphere" else size[-1]
             heights.append(2 * half)
+            widths.append(2 * max(size[:2]))
             poses[f"dessert{i}"] = (*starts[i], half, rng.uniform(-np.pi, np.pi))
-        del taken
-        return Scene(bodies, poses, {"n": n, "plate": plate, "slots": [slots[j] for j in order], "heights": heights},
+        return Scene(bodies, poses, {"n": n, "plate": plate, "slots": [slots[j] for j in order], "heights": heights,
+                                     "widths": widths},
                      public={"n_desserts": n})
 
     def success(self, env):
@@ -339,8 +343,14 @@ class Plating(Task):
         for i in range(prm["n"]):
             yaw = wrap(env.body_yaw(f"dessert{i}"))
             yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4       # boxes: grip across a face
-            yield from mo.pick(f"dessert{i}", self.grasp_z(prm["heights"][i]), yaw)
-            yield from mo.place(f"dessert{i}", prm["slots"][i], self.PLATE_TOP, safe_z=0.12)
+            # keep the fingers narrow, and radial to the plate when placing, to miss placed neighbours
+            narrow = 1.0 - (prm["widths"][i] + 0.03) / (2 * S.FINGER_MAX)
+            d = prm["slots"][i] - prm["plate"]
+            radial = (np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi - np.pi / 2
+            turn = (radial - yaw + np.pi / 2) % np.pi - np.pi / 2
+            yield from mo.pick(f"dessert{i}", self.grasp_z(prm["heights"][i]), yaw, open_to=narrow)
+            yield from mo.place(f"dessert{i}", prm["slots"][i], self.PLATE_TOP, yaw=yaw + turn, safe_z=0.12,
+                                release=narrow)
         yield from mo.move(S.HOME[:3], yaw=0.0)
 
 

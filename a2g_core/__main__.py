@@ -1,0 +1,3 @@
+from a2g_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""``python -m a2g_core <command>``: the lab's command line. ``--help`` on any command explains it."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = Path("sessions/data/expert")
+
+
+def _split(value: str, choices, what: str) -> list[str]:
+    items = list(choices) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in choices]
+    if bad:
+        raise ValueError(f"Unknown {what} {bad[0]!r}; choose from: {', '.join(choices)} (or 'all').")
+    return items
+
+
+def cmd_gen_data(args) -> int:
+    from tqdm import tqdm
+
+    from a2g_core.data.generate import generate
+    from a2g_core.sim import MODES, TASKS
+    tasks = _split(args.task, TASKS, "task")
+    modes = _split(args.mode, MODES, "mode")
+    words = [w for w in args.words.split(",") if w.strip()] if args.words else None
+    bar = tqdm(total=None, unit="ep", desc="expert episodes")
+
+    def progress(done, total, res):
+        bar.total = total
+        bar.set_postfix_str(f"{res[0]}/{res[1]} seed {res[2]} {'ok' if res[3] else 'FAIL'}")
+        bar.update(1)
+
+    stats = generate(args.out, tasks=tasks, modes=modes, episodes=args.episodes, seed_start=args.seed_start,
+                     workers=args.workers, resolution=args.resolution, words=words, progress=progress)
+    bar.close()
+    rate = stats["success"] / stats["written"] if stats["written"] else float("nan")
+    print(f"{args.out}: wrote {stats['written']} episodes ({stats['steps']} steps, expert success {rate:.1%}), "
+          f"kept {stats['skipped']} already there, discarded {stats['discarded']} half-written.")
+    return 0
+
+
+def cmd_bench_sim(args) -> int:
+    from a2g_core.eval.sim_bench import run_sim_bench
+    report = run_sim_bench(episodes=args.episodes, repeats=args.repeats, workers=args.workers,
+                           gen_episodes=args.gen_episodes, tasks=args.task, log=print)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_sim_strip(args) -> int:
+    from a2g_core.eval.pictures import sim_strip
+    sim_strip(args.out, mode=args.mode, seed=args.seed, resolution=args.resolution)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_goal(args) -> int:
+    from PIL import Image
+
+    from a2g_core.sim import make_env
+    from a2g_core.sim.rollout import run_expert
+    env = make_env(args.task, args.mode, args.resolution, words=args.word)
+    ep = run_expert(env, args.seed)
+    env.close()
+    if not ep.success:
+        print(f"The expert failed on {args.task}/{args.mode} seed {args.seed}; no goal written. Try another seed.",
+              file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for view, img in ep.goal.items():
+        Image.fromarray(img).save(out / f"goal_{view}.png")
+    print(f"wrote {', '.join(str(out / f'goal_{v}.png') for v in ep.goal)} ({len(ep)} expert steps)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from a2g_core.sim.env import RESOLUTIONS
+    p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
+    sub = p.add_subparsers(dest="command", metavar="<command>")
+
+    g = sub.add_parser("gen-data", help="write scripted-expert episodes to a dataset folder",
+                       description="Run the scripted expert on seeds seed-start .. seed-start+episodes-1 of each "
+                                   "task and mode and write every episode (frames, state, action, success, goal "
+                                   "frames) to OUT. Resumable: finished episodes are kept, half-written ones "
+                                   "discarded.")
+    g.add_argument("--task", default="all", help="task name, comma-separated names, or 'all' (default)")
+    g.add_argument("--mode", default="easy", help="easy, hard, easy,hard or all (default easy)")
+    g.add_argument("--episodes", type=int, default=10, help="episodes per task and mode (default 10)")
+    g.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    g.add_argument("--workers", type=int, default=1, help="parallel processes (default 1; use the core count)")
+    g.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS, help="camera size in px (default 96)")
+    g.add_argument("--words", default=None, help="writing only: comma-separated words to draw from, e.g. CAT,ROBOT")
+    g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    g.set_defaults(func=cmd_gen_data)
+
+    b = sub.add_parser("bench-sim", help="simulator speed, expert success, data-generation time",
+                       description="Measure control steps/s with both cameras at 96 px (per core), frames "
+                                   "rendered/s, expert success per task and mode, and the time to generate 100 "
+                                   "episodes. Speeds are medians over --repeats runs.")
+    b.add_argument("--episodes", type=int, default=20, help="seeds per task and mode for expert success (default 20)")
+    b.add_argument("--repeats", type=int, default=5, help="repeats of each speed measurement (default 5)")
+    b.add_argument("--workers", type=int, default=2, help="processes for the success and generation runs (default 2)")
+    b.add_argument("--gen-episodes", type=int, default=100, help="episodes in the generation timing (default 100)")
+    b.add_argument("--task", default="all", help="tasks for the success table (default all)")
+    b.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    b.set_defaults(func=cmd_bench_sim)
+
+    s = sub.add_parser("sim-strip", help="picture: head and wrist frames of the expert on every task",
+                       description="Render one row per task: head and wrist frames along a scripted-expert run, "
+                                   "ending with the goal frame.")
+    s.add_argument("--out", default="assets/sim_strip.png", help="PNG to write (default assets/sim_strip.png)")
+    s.add_argument("--mode", default="easy", choices=["easy", "hard"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS)
+    s.set_defaults(func=cmd_sim_strip)
+
+    o = sub.add_parser("goal", help="goal images for a task, mode and seed (the expert's final frame)",
+                       description="Run the scripted expert on one seed and save its final frame per view as "
+                                   "goal_<view>.png, as the paper makes goal images.")
+    o.add_argument("--task", required=True)
+    o.add_argument("--mode", default="easy")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--word", default=None, help="writing only: the word to write")
+    o.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS)
+    o.add_argument("--out", default="sessions/goals", help="folder for the PNGs (default sessions/goals)")
+    o.set_defaults(func=cmd_goal)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except ValueError as e:            # user errors: one sentence, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept (rerun the same command to resume).", file=sys.stderr)
+        return 130

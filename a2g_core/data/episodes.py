@@ -1,0 +1,152 @@
+"""The episode store: one folder per episode, frames in memory-mappable ``.npy`` files.
+
+Layout of a dataset folder::
+
+    dataset.json                      format, fps, views, resolution, state/action layout
+    <task>-<mode>-<seed:06d>/         one episode (written as ``.tmp`` and renamed when complete)
+        head.npy, wrist.npy           uint8 (T+1, H, W, 3): the observation before each action, and the last
+        lowdim.npz                    state (T+1, 5) float32, action (T, 5) float32
+        goal_head.png, goal_wrist.png the goal images: the episode's final frame per view
+        meta.json                     task, mode, seed, length, success, info (e.g. the written word)
+
+A folder is complete exactly when it has no ``.tmp`` suffix, so a killed writer never leaves a
+half episode that a reader would take for a whole one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FORMAT = "a2g-episodes/1"
+STATE_NAMES = ["ee_x", "ee_y", "ee_z", "ee_yaw", "grip"]
+ACTION_NAMES = ["target_x", "target_y", "target_z", "target_yaw", "grip_cmd"]
+
+
+def episode_name(task: str, mode: str, seed: int) -> str:
+    return f"{task}-{mode}-{seed:06d}"
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def init_dataset(root: Path, *, views: tuple[str, ...], resolution: int, fps: int) -> None:
+    """Create ``root`` with its ``dataset.json``, or check an existing one agrees."""
+    root.mkdir(parents=True, exist_ok=True)
+    spec = {"format": FORMAT, "fps": fps, "views": list(views), "resolution": resolution,
+            "state_names": STATE_NAMES, "action_names": ACTION_NAMES}
+    path = root / "dataset.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        for k in ("format", "resolution", "views", "fps"):
+            if old.get(k) != spec[k]:
+                raise ValueError(f"{root} holds a dataset with {k}={old.get(k)!r}, not {spec[k]!r}; "
+                                 f"write to another folder.")
+        return
+    path.write_text(json.dumps(spec, indent=2))
+
+
+def discard_partial(root: Path) -> int:
+    """Remove half-written episodes (``*.tmp``) left by a killed writer; return how many."""
+    stale = [p for p in root.glob("*.tmp") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p)
+    return len(stale)
+
+
+def write_episode(root: Path, ep) -> Path:
+    """Write a ``sim.rollout.Episode`` atomically; return its folder."""
+    final = root / episode_name(ep.task, ep.mode, ep.seed)
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for view, frames in ep.frames.items():
+        np.save(tmp / f"{view}.npy", np.ascontiguousarray(frames, dtype=np.uint8))
+        Image.fromarray(frames[-1]).save(tmp / f"goal_{view}.png")
+    np.savez(tmp / "lowdim.npz", state=ep.states.astype(np.float32), action=ep.actions.astype(np.float32))
+    meta = {"task": ep.task, "mode": ep.mode, "seed": ep.seed, "length": len(ep), "success": ep.success,
+            "views": list(ep.frames), "info": ep.info, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+@dataclass
+class StoredEpisode:
+    """An episode on disk. Frames are memory-mapped: indexing reads only what it touches."""
+    path: Path
+    meta: dict
+
+    @property
+    def length(self) -> int:
+        return int(self.meta["length"])
+
+    @property
+    def success(self) -> bool:
+        return bool(self.meta["success"])
+
+    def frames(self, view: str) -> np.ndarray:
+        f = self.path / f"{view}.npy"
+        if not f.exists():
+            raise ValueError(f"Episode {self.path.name} has no view {view!r}; it has {self.meta['views']}.")
+        return np.load(f, mmap_mode="r")
+
+    def lowdim(self) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(self.path / "lowdim.npz") as z:
+            return z["state"], z["action"]
+
+    def goal(self) -> dict[str, np.ndarray]:
+        return {v: np.asarray(Image.open(self.path / f"goal_{v}.png").convert("RGB")) for v in self.meta["views"]}
+
+
+class EpisodeStore:
+    """Index of the complete episodes under ``root`` (no frames are read until asked for)."""
+
+    def __init__(self, root: str | Path, *, tasks=None, modes=None, only_success: bool = True):
+        self.root = Path(root)
+        spec_path = self.root / "dataset.json"
+        if not spec_path.exists():
+            raise ValueError(f"{self.root} is not a dataset folder (no dataset.json); create one with "
+                             f"`python -m a2g_core gen-data`.")
+        self.spec = json.loads(spec_path.read_text())
+        self.episodes: list[StoredEpisode] = []
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")):
+            meta_path = d / "meta.json"
+            if not meta_path.exists():
+                continue
+            meta = json.loads(meta_path.read_text())
+            if tasks and meta["task"] not in tasks or modes and meta["mode"] not in modes:
+                continue
+            if only_success and not meta["success"]:
+                continue
+            self.episodes.append(StoredEpisode(d, meta))
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int) -> StoredEpisode:
+        return self.episodes[i]
+
+    def __iter__(self):
+        return iter(self.episodes)
+
+    @property
+    def views(self) -> list[str]:
+        return list(self.spec["views"])
+
+    def num_frames(self) -> int:
+        return sum(e.length + 1 for e in self.episodes)

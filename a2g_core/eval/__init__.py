@@ -1,0 +1,1 @@
+"""Benchmarks and pictures: simulator speed and expert success (later: policy success, latency)."""

@@ -1,0 +1,54 @@
+"""Start the Act2Goal Lab in the browser: ``python app.py`` (http://127.0.0.1:7860)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_from_env() -> tuple[str, str] | None:
+    """``A2G_LAB_AUTH=user:password``, or ``A2G_LAB_AUTH_FILE`` naming a file holding that line."""
+    raw = os.environ.get("A2G_LAB_AUTH")
+    if not raw and os.environ.get("A2G_LAB_AUTH_FILE"):
+        with open(os.environ["A2G_LAB_AUTH_FILE"]) as f:
+            raw = f.read().strip()
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("A2G_LAB_AUTH must look like user:password.")
+    return user, password
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Act2Goal Lab in the browser.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("A2G_LAB_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs auth)")
+    p.add_argument("--resolution", type=int, default=96, choices=(64, 96, 128))
+    args = p.parse_args(argv)
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.abspath(".cache/gradio"))
+    auth = _auth_from_env()
+    if (args.share or not _is_loopback(args.host)) and auth is None:
+        sys.exit(f"Refusing to serve on {'a share link' if args.share else args.host} without a password: "
+                 "set A2G_LAB_AUTH=user:password (or A2G_LAB_AUTH_FILE) first, since this lab moves robots.")
+    from app.controller import LabController
+    from app.ui import build_app
+    ctrl = LabController(resolution=args.resolution)
+    demo = build_app(ctrl)
+    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                                   auth=auth, show_error=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The browser lab (Gradio). UI only: every action goes through ``app.controller.LabController``."""

@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import pytest
+
+from a2g_core.cli import build_parser, main
+
+COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal"]
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "a2g_core", "--help"], capture_output=True, text=True, check=True).stdout
+    for c in COMMANDS:
+        assert c in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([command, "--help"])
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_sentence(capsys, tmp_path):
+    assert main(["gen-data", "--task", "juggling", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Unknown task 'juggling'") and "\n" not in err
+
+
+def test_gen_data_and_goal(tmp_path, capsys):
+    assert main(["gen-data", "--task", "move_can_pot", "--mode", "hard", "--episodes", "1", "--resolution", "64",
+                 "--out", str(tmp_path / "ds")]) == 0
+    assert "wrote 1 episodes" in capsys.readouterr().out
+    assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0
+    assert (tmp_path / "g" / "goal_head.png").exists() and (tmp_path / "g" / "goal_wrist.png").exists()
