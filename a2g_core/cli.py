@@ -79,6 +79,53 @@ def cmd_goal(args) -> int:
     return 0
 
 
+def _bar(desc: str):
+    from tqdm import tqdm
+    bar = tqdm(total=None, desc=desc, unit="step")
+
+    def progress(step, total, logs):
+        bar.total = total
+        bar.n = step
+        if logs:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k.startswith("loss")})
+        bar.refresh()
+    return bar, progress
+
+
+def cmd_train(args) -> int:
+    from a2g_core.train.loop import TrainConfig
+    from a2g_core.train.stages import train_policy, train_vae
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                      ckpt_every=args.ckpt_every, log_every=args.log_every, seed=args.seed)
+    bar, progress = _bar(f"stage {args.stage}")
+    if args.stage == "vae":
+        logs = train_vae(args.data, args.out, cfg, progress=progress)
+        where = Path(args.out) / "vae"
+    else:
+        cache_bar, cache_progress = _bar("latent cache")
+        logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=args.preset, vae_dir=args.vae,
+                            init=args.init, variant=args.policy, progress=progress,
+                            cache_progress=lambda i, n: cache_progress(i, n, {}))
+        cache_bar.close()
+        where = Path(args.out) / "final"
+    bar.close()
+    print(f"done: {where} (last log: {json.dumps({k: round(v, 5) for k, v in logs.items() if k != 'time'})})")
+    return 0
+
+
+def cmd_cache_latents(args) -> int:
+    from a2g_core.data.episodes import EpisodeStore
+    from a2g_core.data.latents import build_latent_cache
+    from a2g_core.models.io import load_network
+    from a2g_core.models.vae import VideoVAE
+    vae = load_network(VideoVAE, args.vae)
+    bar, progress = _bar("episodes")
+    root = build_latent_cache(EpisodeStore(args.data), vae, args.vae, progress=lambda i, n: progress(i, n, {}))
+    bar.close()
+    print(f"latents in {root}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from a2g_core.sim.env import RESOLUTIONS
     p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
@@ -130,6 +177,35 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS)
     o.add_argument("--out", default="sessions/goals", help="folder for the PNGs (default sessions/goals)")
     o.set_defaults(func=cmd_goal)
+
+    t = sub.add_parser("train", help="train the VAE (--stage vae), Act2Goal stage 1 or stage 2",
+                       description="One training loop for every stage: 'vae' trains the video VAE on the "
+                                   "dataset's frames; '1' trains the world model and action expert jointly "
+                                   "(L_v + 0.1 L_a) on the latent cache (built on first use); '2' adapts the "
+                                   "whole policy with L_a only, from --init. Resumes from OUT/checkpoints after a "
+                                   "kill; runs unchanged under torchrun / accelerate launch (DDP).")
+    t.add_argument("--stage", required=True, choices=["vae", "1", "2"])
+    t.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    t.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl, checkpoints/, final/")
+    t.add_argument("--preset", default="tiny", help="model size: tiny (CPU) or base (GPU)")
+    t.add_argument("--policy", default="act2goal", help="act2goal, or no_msth (the ablation: proximal only)")
+    t.add_argument("--vae", type=Path, default=None, help="stage 1: the trained VAE folder")
+    t.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 policy folder (OUT/final)")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--warmup", type=int, default=100)
+    t.add_argument("--ckpt-every", type=int, default=200)
+    t.add_argument("--log-every", type=int, default=10)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("cache-latents", help="encode a dataset's frames once with a VAE",
+                       description="Encode every frame of every episode with the VAE into DATA/latents/<vae id>/ "
+                                   "(float16); resumable. `train --stage 1` does this on first use.")
+    c.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    c.add_argument("--vae", type=Path, required=True, help="the VAE folder (config.json + model.safetensors)")
+    c.set_defaults(func=cmd_cache_latents)
     return p
 
 

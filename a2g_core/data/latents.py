@@ -1,0 +1,59 @@
+"""The latent cache: every frame of a dataset encoded once by the VAE, stored beside the episodes.
+
+``<dataset>/latents/<vae_id>/<episode>/<view>.npy`` float16 (T+1, C, h, w). ``vae_id`` is a hash of
+the VAE's weights, so another VAE never reads a stale cache; each episode's folder is written as
+``.tmp`` and renamed, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from a2g_core.data.episodes import EpisodeStore
+
+
+def vae_id(vae_dir: str | Path) -> str:
+    h = hashlib.sha256((Path(vae_dir) / "model.safetensors").read_bytes()).hexdigest()
+    return h[:12]
+
+
+def cache_dir(dataset: str | Path, vae_dir: str | Path) -> Path:
+    return Path(dataset) / "latents" / vae_id(vae_dir)
+
+
+@torch.no_grad()
+def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *, batch: int = 64,
+                       progress: Callable[[int, int], None] | None = None) -> Path:
+    """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
+    root = cache_dir(store.root, vae_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob("*.tmp"):
+        shutil.rmtree(stale)
+    vae.eval()
+    todo = [e for e in store if not (root / e.path.name).exists()]
+    for i, ep in enumerate(todo):
+        tmp = root / (ep.path.name + ".tmp")
+        tmp.mkdir()
+        for view in store.views:
+            frames = ep.frames(view)
+            out = [vae.encode(torch.from_numpy(np.ascontiguousarray(frames[j:j + batch])))
+                   for j in range(0, len(frames), batch)]
+            np.save(tmp / f"{view}.npy", torch.cat(out).numpy().astype(np.float16))
+        os.replace(tmp, root / ep.path.name)
+        if progress:
+            progress(i + 1, len(todo))
+    return root
+
+
+def load_latents(root: Path, episode_name: str, view: str) -> np.ndarray:
+    path = root / episode_name / f"{view}.npy"
+    if not path.exists():
+        raise ValueError(f"Episode {episode_name} is not in the latent cache {root}; run `python -m a2g_core "
+                         f"cache-latents` first.")
+    return np.load(path, mmap_mode="r")

@@ -1,0 +1,51 @@
+"""MSTH training windows: for a step t of an episode, the current latents, the goal latents, the
+future latents at the MSTH frame offsets, the state, and the actions at the MSTH action offsets
+(offsets from ``a2g_core.msth`` only). The goal is the episode's final frame (paper §5.2)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from a2g_core import msth
+from a2g_core.data.episodes import EpisodeStore
+from a2g_core.data.latents import load_latents
+
+
+class MSTHWindows:
+    """Samples batches of windows from the latent cache of ``store``; holds memory maps, not frames."""
+
+    def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views):
+        if len(store) == 0:
+            raise ValueError(f"The dataset {store.root} has no successful episodes to train on.")
+        missing = [v for v in views if v not in store.views]
+        if missing:
+            raise ValueError(f"The dataset {store.root} has no view(s) {missing}; it has {store.views}.")
+        self.cfg, self.views = cfg, list(views)
+        self.latents = [[load_latents(latent_root, e.path.name, v) for v in self.views] for e in store]
+        low = [e.lowdim() for e in store]
+        self.states = [s for s, _ in low]
+        self.actions = [a for _, a in low]
+        self.lengths = np.array([e.length for e in store])
+
+    def all_states_actions(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.states), np.concatenate(self.actions)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        eps = rng.integers(0, len(self.lengths), batch_size)
+        items = [self.window(int(e), int(rng.integers(0, self.lengths[e]))) for e in eps]
+        return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
+
+    def window(self, e: int, t: int, goal_step: int | None = None) -> dict[str, np.ndarray]:
+        """The window at step ``t`` of episode ``e``; the goal is frame ``goal_step`` (default: the last)."""
+        length = int(self.lengths[e]) if goal_step is None else int(goal_step)
+        idx = msth.episode_indices(self.cfg, t, length)
+        lat = self.latents[e]
+        return {
+            "obs_latents": np.stack([l[t] for l in lat]).astype(np.float32),
+            "goal_latents": np.stack([l[length] for l in lat]).astype(np.float32),
+            "future_latents": np.stack([l[idx["frames"]] for l in lat]).astype(np.float32),
+            "frame_offsets": idx["frame_offsets"].astype(np.int64),
+            "state": self.states[e][t].astype(np.float32),
+            "actions": self.actions[e][idx["actions"]].astype(np.float32),
+            "action_offsets": idx["action_offsets"].astype(np.int64),
+        }

@@ -1,0 +1,1 @@
+"""Networks: a folder per model (configuration + modeling), saved as config.json + model.safetensors."""

@@ -1,0 +1,73 @@
+"""Configuration of the Act2Goal policy: world model, action expert, MSTH, presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from a2g_core.models.config import ConfigBase
+from a2g_core.msth import MSTHConfig
+
+
+@dataclass
+class Act2GoalConfig(ConfigBase):
+    # observation / action layout
+    views: tuple = ("head", "wrist")
+    resolution: int = 64
+    state_dim: int = 5
+    action_dim: int = 5
+    # latents (from the VAE) and patching
+    latent_channels: int = 8
+    latent_size: int = 8
+    patch_size: int = 2
+    # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
+    msth_P: int = 16
+    msth_r: int = 8
+    msth_M: int = 2
+    msth_E: int = 8
+    use_msth: bool = True               # False: the "w/o MSTH" ablation (proximal only, fixed horizon)
+    inference_horizon: int = 120        # K used at inference (steps from now to the goal)
+    max_offset: int = 600               # offsets are embedded relative to this
+    # world model (a video DiT of diffusers LTX blocks)
+    wm_dim: int = 128
+    wm_heads: int = 4
+    layers: int = 4                     # the action expert has as many: block i reads world-model block i
+    # action expert (narrower)
+    expert_dim: int = 64
+    expert_heads: int = 4
+    # losses and sampling
+    action_loss_weight: float = 0.1     # λ of stage 1: L_v + λ·L_a
+    imagine_steps: int = 8              # Euler steps of the world model for imagine()
+    action_steps: int = 5               # Euler steps of the action expert for control
+
+    def __post_init__(self):
+        if not self.views:
+            raise ValueError("The policy needs at least one camera view.")
+        if self.latent_size % self.patch_size:
+            raise ValueError(f"latent_size {self.latent_size} must be divisible by patch_size {self.patch_size}.")
+        if self.wm_dim % self.wm_heads or self.expert_dim % self.expert_heads:
+            raise ValueError("Model widths must be divisible by their number of attention heads.")
+        if self.layers < 1:
+            raise ValueError("The models need at least one block.")
+        self.msth                        # validates P, r, M, E
+        if self.inference_horizon < 1:
+            raise ValueError("inference_horizon must be at least 1 step.")
+
+    @property
+    def msth(self) -> MSTHConfig:
+        return MSTHConfig(P=self.msth_P, r=self.msth_r, M=self.msth_M if self.use_msth else 0, E=self.msth_E)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.latent_size // self.patch_size) ** 2
+
+    def with_(self, **kw) -> "Act2GoalConfig":
+        return replace(self, **kw)
+
+
+PRESETS: dict[str, Act2GoalConfig] = {
+    # CPU default: 64 px, 2 + 2 imagined frames, 16 + 2 actions, 8 executed per chunk
+    "tiny": Act2GoalConfig(),
+    # GPU: the paper's MSTH (9 + 9 frames, 54 + 9 actions, 50 executed), wider and deeper
+    "base": Act2GoalConfig(resolution=128, latent_size=16, msth_P=54, msth_r=6, msth_M=9, msth_E=50,
+                           inference_horizon=400, wm_dim=512, wm_heads=8, layers=12, expert_dim=256,
+                           expert_heads=8, imagine_steps=20, action_steps=10),
+}

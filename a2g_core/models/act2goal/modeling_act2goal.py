@@ -1,0 +1,313 @@
+"""Act2Goal (paper §4.2): a goal-conditioned world model (GCWM) and an action expert that reads it
+layer by layer, both built from diffusers' LTX video-transformer blocks, trained by flow matching.
+
+Token layout of the world model, per sample: for every view, the current observation's latent
+frame (clean, timestep 0) followed by the MSTH future frames (noised); each latent frame is
+patchified into ``tokens_per_frame`` tokens. Every block cross-attends to the goal image's tokens
+(all views). The action expert's tokens are a proprio-state token and P + M action tokens; its
+block i cross-attends to the world model's block-i hidden states.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.models.embeddings import TimestepEmbedding, get_timestep_embedding
+from diffusers.models.transformers.transformer_ltx import LTXVideoTransformerBlock
+
+from a2g_core import msth
+from a2g_core.flow_matching import euler_integrate, interpolate, sample_t, velocity_target
+from a2g_core.models.act2goal.configuration_act2goal import Act2GoalConfig
+
+
+def _sinusoid(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of any-shaped ``values`` (in [0, 1000]) → (*shape, dim)."""
+    flat = get_timestep_embedding(values.reshape(-1).float(), dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+    return flat.reshape(*values.shape, dim)
+
+
+class _Head(nn.Module):
+    """Final adaLN (shift, scale from the token's timestep embedding) and projection."""
+
+    def __init__(self, dim: int, out: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mod = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, out)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.mod(F.silu(temb)).chunk(2, dim=-1)
+        return self.proj(self.norm(x) * (1 + scale) + shift)
+
+
+class _TimeConditioning(nn.Module):
+    """Per-token flow time s → (embedding for the head, 6·dim adaLN parameters for the blocks)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.embed = TimestepEmbedding(dim, dim)
+        self.mod = nn.Linear(dim, 6 * dim)
+
+    def forward(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embed(_sinusoid(s * 1000.0, self.dim))
+        return emb, self.mod(F.silu(emb))
+
+
+def _blocks(cfg: Act2GoalConfig, dim: int, heads: int, cross_dim: int) -> nn.ModuleList:
+    return nn.ModuleList(LTXVideoTransformerBlock(dim, heads, dim // heads, cross_attention_dim=cross_dim)
+                         for _ in range(cfg.layers))
+
+
+class GoalConditionedWorldModel(nn.Module):
+    config_class = Act2GoalConfig
+
+    def __init__(self, config: Act2GoalConfig):
+        super().__init__()
+        self.config = config
+        c, p, d = config.latent_channels, config.patch_size, config.wm_dim
+        v, t, f = len(config.views), config.tokens_per_frame, config.msth.num_frames
+        self.patch_in = nn.Linear(c * p * p, d)
+        self.goal_in = nn.Linear(c * p * p, d)
+        self.pos = nn.Parameter(torch.randn(v, 1 + f, t, d) * 0.02)
+        self.goal_pos = nn.Parameter(torch.randn(v, t, d) * 0.02)
+        self.offset_embed = TimestepEmbedding(d, d)
+        self.time = _TimeConditioning(d)
+        self.blocks = _blocks(config, d, config.wm_heads, d)
+        self.head = _Head(d, c * p * p)
+
+    # (B, V, F, C, h, w) <-> (B, V, F, T, C·p·p)
+    def patchify(self, z: torch.Tensor) -> torch.Tensor:
+        p = self.config.patch_size
+        *lead, c, h, w = z.shape
+        z = z.reshape(*lead, c, h // p, p, w // p, p)
+        z = z.movedim(-4, -2).movedim(-5, -1)                      # (..., h/p, w/p, p, p, c)
+        return z.reshape(*lead, (h // p) * (w // p), p * p * c)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        p, c, s = self.config.patch_size, self.config.latent_channels, self.config.latent_size
+        *lead, _, _ = x.shape
+        x = x.reshape(*lead, s // p, s // p, p, p, c)
+        x = x.movedim(-1, -5).movedim(-2, -4)                      # (..., c, h/p, p, w/p, p)
+        return x.reshape(*lead, c, s, s)
+
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor, future: torch.Tensor, s: torch.Tensor,
+                frame_offsets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """obs, goal: (B, V, C, h, w) clean latents; future: (B, V, F, C, h, w) noised at ``s`` (B,);
+        frame_offsets: (B, F) steps from now. Returns the velocity for ``future`` and every block's
+        hidden states (B, N, D)."""
+        b, v, f = future.shape[:3]
+        d = self.config.wm_dim
+        x = self.patch_in(self.patchify(torch.cat([obs[:, :, None], future], dim=2)))     # (B, V, 1+F, T, D)
+        offsets = torch.cat([torch.zeros_like(frame_offsets[:, :1]), frame_offsets], dim=1).float()
+        x = x + self.pos + self.offset_embed(_sinusoid(offsets / self.config.max_offset * 1000.0, d))[:, None, :, None]
+        t = x.shape[3]
+        x = x.reshape(b, -1, d)
+        slot_s = torch.cat([torch.zeros_like(s)[:, None], s[:, None].expand(b, f)], dim=1)   # obs clean
+        emb, mod = self.time(slot_s)                                                         # (B, 1+F, ·)
+        expand = lambda e: e[:, None, :, None].expand(b, v, 1 + f, t, e.shape[-1]).reshape(b, -1, e.shape[-1])
+        emb, mod = expand(emb), expand(mod)
+        ctx = (self.goal_in(self.patchify(goal)) + self.goal_pos).reshape(b, -1, d)
+        hidden = []
+        for block in self.blocks:
+            x = block(x, ctx, mod)
+            hidden.append(x)
+        out = self.head(x, emb).reshape(b, v, 1 + f, t, -1)[:, :, 1:]
+        return self.unpatchify(out), hidden
+
+
+class ActionExpert(nn.Module):
+    config_class = Act2GoalConfig
+
+    def __init__(self, config: Act2GoalConfig):
+        super().__init__()
+        self.config = config
+        d, h = config.expert_dim, config.msth.num_actions
+        self.action_in = nn.Linear(config.action_dim, d)
+        self.state_in = nn.Linear(config.state_dim, d)
+        self.pos = nn.Parameter(torch.randn(1 + h, d) * 0.02)
+        self.offset_embed = TimestepEmbedding(d, d)
+        self.time = _TimeConditioning(d)
+        self.blocks = _blocks(config, d, config.expert_heads, config.wm_dim)
+        self.head = _Head(d, config.action_dim)
+        # normalisation statistics travel with the checkpoint
+        self.register_buffer("state_mean", torch.zeros(config.state_dim))
+        self.register_buffer("state_std", torch.ones(config.state_dim))
+        self.register_buffer("action_mean", torch.zeros(config.action_dim))
+        self.register_buffer("action_std", torch.ones(config.action_dim))
+
+    def forward(self, actions: torch.Tensor, state: torch.Tensor, s: torch.Tensor, action_offsets: torch.Tensor,
+                wm_hidden: list[torch.Tensor]) -> torch.Tensor:
+        """actions: (B, H, A) normalised and noised at ``s``; state: (B, S) normalised; returns the velocity."""
+        b, h, _ = actions.shape
+        d = self.config.expert_dim
+        x = torch.cat([self.state_in(state)[:, None], self.action_in(actions)], dim=1) + self.pos
+        offsets = torch.cat([torch.zeros_like(action_offsets[:, :1]), action_offsets], dim=1).float()
+        x = x + self.offset_embed(_sinusoid(offsets / self.config.max_offset * 1000.0, d))
+        emb, mod = self.time(torch.cat([torch.zeros_like(s)[:, None], s[:, None].expand(b, h)], dim=1))
+        for block, ctx in zip(self.blocks, wm_hidden):
+            x = block(x, ctx, mod)
+        return self.head(x, emb)[:, 1:]
+
+
+class Act2GoalPolicy(nn.Module):
+    """The policy contract (STYLE.md rule 3): ``forward(batch) -> (loss, dict)``,
+    ``predict_action_chunk``, ``select_action`` (a queue of the E executed actions), ``reset``, and
+    ``imagine`` for the world model's preview. ``stage`` 1 trains ``L_v + λ·L_a``, 2 trains ``L_a``."""
+    config_class = Act2GoalConfig
+    name = "act2goal"
+
+    def __init__(self, config: Act2GoalConfig, vae=None):
+        super().__init__()
+        self.config = config
+        self.world_model = GoalConditionedWorldModel(config)
+        self.expert = ActionExpert(config)
+        self.vae = vae
+        self.stage = 1
+        self._queue: list[np.ndarray] = []
+        self._generator = torch.Generator().manual_seed(0)
+
+    # ------------------------------------------------------------------ normalisation
+    def set_normalization(self, states: np.ndarray, actions: np.ndarray) -> None:
+        e = self.expert
+        e.state_mean.copy_(torch.as_tensor(states.mean(0))); e.state_std.copy_(torch.as_tensor(states.std(0) + 1e-3))
+        e.action_mean.copy_(torch.as_tensor(actions.mean(0))); e.action_std.copy_(torch.as_tensor(actions.std(0) + 1e-3))
+
+    def _norm_state(self, x):
+        return (x - self.expert.state_mean) / self.expert.state_std
+
+    def _norm_action(self, x):
+        return (x - self.expert.action_mean) / self.expert.action_std
+
+    def _denorm_action(self, x):
+        return x * self.expert.action_std + self.expert.action_mean
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Batch (from ``data.windows``): obs/goal latents (B, V, C, h, w), future latents
+        (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H)."""
+        x0 = batch["future_latents"]
+        b = x0.shape[0]
+        noise = torch.randn_like(x0)
+        if self.stage == 1:
+            s = sample_t(b, device=x0.device)
+            # half the samples see pure-noise futures: the features the expert gets at control time
+            s = torch.where(torch.rand(b, device=x0.device) < 0.5, torch.ones_like(s), s)
+        else:
+            s = torch.ones(b, device=x0.device)
+        v_pred, hidden = self.world_model(batch["obs_latents"], batch["goal_latents"],
+                                          interpolate(x0, noise, s), s, batch["frame_offsets"])
+        a0 = self._norm_action(batch["actions"])
+        a_noise = torch.randn_like(a0)
+        sa = sample_t(b, device=a0.device)
+        u = self.expert(interpolate(a0, a_noise, sa), self._norm_state(batch["state"]), sa,
+                        batch["action_offsets"], hidden)
+        loss_a = F.mse_loss(u, velocity_target(a0, a_noise))
+        loss_v = F.mse_loss(v_pred, velocity_target(x0, noise))
+        if self.stage == 1:
+            loss = loss_v + self.config.action_loss_weight * loss_a
+        else:
+            loss = loss_a
+        return loss, {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
+
+    # ------------------------------------------------------------------ inference
+    def _encode(self, images: dict) -> torch.Tensor:
+        if self.vae is None:
+            raise ValueError("This policy has no VAE attached; load it with Act2GoalPolicy.from_pretrained.")
+        missing = [v for v in self.config.views if v not in images]
+        if missing:
+            raise ValueError(f"The observation lacks camera view(s) {missing}; the policy needs {list(self.config.views)}.")
+        frames = []
+        for v in self.config.views:
+            img = torch.as_tensor(np.asarray(images[v]))
+            frames.append(img[None] if img.dim() == 3 else img)
+        return self.vae.encode(torch.stack(frames, dim=1))        # (B, V, C, h, w)
+
+    def _inputs(self, obs: dict, goal: dict, K: int | None):
+        obs_lat, goal_lat = self._encode(obs["images"]), self._encode(goal)
+        state = torch.as_tensor(np.asarray(obs["state"]), dtype=torch.float32)
+        state = state[None] if state.dim() == 1 else state
+        b = obs_lat.shape[0]
+        K = K or self.config.inference_horizon
+        cfg = self.config.msth
+        f_off = torch.as_tensor(msth.frame_offsets(cfg, K))[None].expand(b, -1)
+        a_off = torch.as_tensor(msth.action_offsets(cfg, K))[None].expand(b, -1)
+        return obs_lat, goal_lat, state, f_off, a_off
+
+    def _noise(self, shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self._generator)
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: dict, goal: dict, K: int | None = None) -> dict:
+        """Proximal and distal actions (B, P, A), (B, M, A) with their offsets. One world-model pass
+        (future tokens at pure noise) gives the features; only the action expert is integrated."""
+        obs_lat, goal_lat, state, f_off, a_off = self._inputs(obs, goal, K)
+        b, v = obs_lat.shape[:2]
+        future = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))
+        _, hidden = self.world_model(obs_lat, goal_lat, future, torch.ones(b), f_off)
+        st = self._norm_state(state)
+        a = euler_integrate(lambda x, s: self.expert(x, st, s, a_off, hidden),
+                            self._noise((b, a_off.shape[1], self.config.action_dim)), self.config.action_steps)
+        a = self._denorm_action(a)
+        p = self.config.msth.P
+        return {"proximal": a[:, :p], "distal": a[:, p:], "offsets": a_off[0].numpy()}
+
+    def predict_action_chunk(self, obs: dict, goal: dict) -> torch.Tensor:
+        """(B, P, A): the proximal actions, in the env's units."""
+        return self.predict_chunk(obs, goal)["proximal"]
+
+    def select_action(self, obs: dict, goal: dict) -> np.ndarray:
+        """One action for a single (unbatched) observation; a new chunk every E steps."""
+        if not self._queue:
+            chunk = self.predict_action_chunk(obs, goal)[0, : self.config.msth_E].numpy()
+            self._queue = list(chunk)
+        return self._queue.pop(0)
+
+    def reset(self, seed: int = 0) -> None:
+        self._queue = []
+        self._generator.manual_seed(seed)
+
+    @torch.no_grad()
+    def imagine(self, obs: dict, goal: dict, K: int | None = None, steps: int | None = None) -> dict:
+        """The world model's imagined way to the goal: frames per view (F, H, W, 3) uint8 at their
+        step offsets (proximal first, then distal)."""
+        obs_lat, goal_lat, _, f_off, _ = self._inputs(obs, goal, K)
+        b, v = obs_lat.shape[:2]
+        noise = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))
+        lat = euler_integrate(lambda x, s: self.world_model(obs_lat, goal_lat, x, s, f_off)[0], noise,
+                              steps or self.config.imagine_steps)
+        frames = self.vae.decode(lat[0])                                # (V, F, H, W, 3)
+        return {"frames": {view: frames[i].numpy() for i, view in enumerate(self.config.views)},
+                "offsets": f_off[0].numpy(), "num_proximal": self.config.msth.num_proximal_frames}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory) -> None:
+        """``world_model/``, ``action_expert/`` (with the normalisation statistics) and ``vae/``, each
+        as config.json + model.safetensors, and ``policy.json`` naming the policy type."""
+        from pathlib import Path
+
+        from a2g_core.models.io import save_network
+        d = Path(directory)
+        save_network(self.world_model, d / "world_model")
+        save_network(self.expert, d / "action_expert")
+        if self.vae is not None:
+            save_network(self.vae, d / "vae")
+        (d / "policy.json").write_text('{"type": "%s"}\n' % self.name)
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "Act2GoalPolicy":
+        from pathlib import Path
+
+        from a2g_core.models.io import load_network
+        from a2g_core.models.vae import VideoVAE
+        d = Path(directory)
+        wm = load_network(GoalConditionedWorldModel, d / "world_model")
+        policy = cls(wm.config, vae=load_network(VideoVAE, d / "vae") if (d / "vae").exists() else None)
+        policy.world_model = wm
+        policy.expert = load_network(ActionExpert, d / "action_expert", config=wm.config)
+        if policy.vae is not None:
+            policy.vae.requires_grad_(False)
+        return policy.eval()

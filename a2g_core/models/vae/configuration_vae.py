@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from a2g_core.models.config import ConfigBase
+
+
+@dataclass
+class VAEConfig(ConfigBase):
+    """A small per-frame AutoencoderKL: ``resolution`` px → (``latent_channels``, res/8, res/8).
+
+    Frames of every view share the encoder; the world model sees them as a video of latents.
+    """
+    resolution: int = 64
+    block_out_channels: tuple = (32, 64, 64, 64)      # 4 blocks: 3 downsamplings, 8× compression
+    layers_per_block: int = 1
+    latent_channels: int = 8
+    norm_num_groups: int = 16
+    kl_weight: float = 1e-6
+
+    def __post_init__(self):
+        if self.resolution % self.downsample:
+            raise ValueError(f"The VAE resolution {self.resolution} must be divisible by {self.downsample}.")
+        if any(c % self.norm_num_groups for c in self.block_out_channels):
+            raise ValueError(f"Every VAE channel count must be divisible by norm_num_groups={self.norm_num_groups}.")
+        if self.latent_channels < 1:
+            raise ValueError("The VAE needs at least one latent channel.")
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    @property
+    def latent_size(self) -> int:
+        return self.resolution // self.downsample

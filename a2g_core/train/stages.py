@@ -1,0 +1,94 @@
+"""The stages, each a model + a batch sampler handed to the one training loop.
+
+- ``vae``: the video VAE on random frames of the dataset (all views).
+- ``1``: Act2Goal joint training, ``L_v + λ·L_a`` (paper §4.4), on the latent cache.
+- ``2``: action adaptation, ``L_a`` end to end, from a stage-1 policy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from a2g_core.data.episodes import EpisodeStore
+from a2g_core.models.act2goal import PRESETS, Act2GoalPolicy
+from a2g_core.models.io import load_network, save_network
+from a2g_core.models.vae import VAEConfig, VideoVAE
+from a2g_core.train.loop import TrainConfig, train
+
+VARIANTS = {"act2goal": {}, "no_msth": {"use_msth": False}}
+
+
+def frame_sampler(store: EpisodeStore) -> Callable[[np.random.Generator, int], dict]:
+    views = store.views
+    lengths = np.array([e.length + 1 for e in store])
+
+    def sample(rng, b):
+        eps = rng.integers(0, len(store), b)
+        frames = [store[e].frames(views[rng.integers(len(views))])[rng.integers(lengths[e])] for e in eps]
+        return {"frames": torch.from_numpy(np.stack(frames))}
+    return sample
+
+
+def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, resolution: int | None = None, progress=None):
+    store = EpisodeStore(data, only_success=False)
+    if len(store) == 0:
+        raise ValueError(f"The dataset {data} has no episodes.")
+    res = int(store.spec["resolution"])
+    if resolution and resolution != res:
+        raise ValueError(f"The dataset's frames are {res} px, not {resolution} px; generate data at {resolution}.")
+    vae = VideoVAE(VAEConfig(resolution=res))
+    sample = frame_sampler(store)
+    calib = np.random.default_rng(1234)
+
+    def save(folder: Path):
+        vae.calibrate(sample(calib, 256)["frames"])
+        save_network(vae, folder / "vae")
+
+    logs = train(vae, sample, cfg, out, save_fn=save, progress=progress)
+    save(Path(out))
+    return logs
+
+
+def build_policy(preset: str, vae_dir: str | Path, variant: str = "act2goal") -> Act2GoalPolicy:
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown policy {variant!r}; choose one of {', '.join(VARIANTS)}.")
+    vae = load_network(VideoVAE, Path(vae_dir))
+    vae.requires_grad_(False)
+    cfg = PRESETS[preset].with_(resolution=vae.config.resolution, latent_channels=vae.config.latent_channels,
+                                latent_size=vae.config.latent_size, **VARIANTS[variant])
+    return Act2GoalPolicy(cfg, vae=vae)
+
+
+def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int, preset: str = "tiny",
+                 vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
+                 progress=None, cache_progress=None):
+    from a2g_core.data.latents import build_latent_cache
+    from a2g_core.data.windows import MSTHWindows
+    if stage == 2 and init is None:
+        raise ValueError("Stage 2 starts from a stage-1 policy: pass --init <policy folder>.")
+    if init is not None:
+        policy = Act2GoalPolicy.from_pretrained(init)
+        vae_dir = Path(init) / "vae"
+    elif vae_dir is None:
+        raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")
+    else:
+        policy = build_policy(preset, vae_dir, variant)
+    store = EpisodeStore(data)
+    if store.spec["resolution"] != policy.config.resolution:
+        raise ValueError(f"The dataset's frames are {store.spec['resolution']} px but the policy takes "
+                         f"{policy.config.resolution} px.")
+    latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
+    windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views)
+    if init is None:
+        policy.set_normalization(*windows.all_states_actions())
+    policy.stage = stage
+    policy.train()
+    policy.vae.eval()
+    logs = train(policy, windows.sample, cfg, out, save_fn=policy.save_pretrained, progress=progress)
+    policy.save_pretrained(Path(out) / "final")
+    return logs
