@@ -86,8 +86,12 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        step = json.loads((resume / "trainer_state.json").read_text())["step"]
-        rng = np.random.default_rng([cfg.seed, rank, step])
+        saved = json.loads((resume / "trainer_state.json").read_text())
+        step = saved["step"]
+        if rank == 0:                      # rank 0's data stream continues exactly; others re-derive
+            rng.bit_generator.state = saved["data_rng"]
+        else:
+            rng = np.random.default_rng([cfg.seed, rank, step])
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +112,7 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         step += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
-            logs = {"step": step, "loss": float(loss), **{k: float(v) for k, v in parts.items()},
+            logs = {"step": step, "loss": loss.item(), **{k: float(v) for k, v in parts.items()},
                     "lr": sched.get_last_lr()[0],
                     "samples_per_s": (step - n_last) * cfg.batch_size * world / max(now - t_last, 1e-9),
                     "time": time.time()}
@@ -119,13 +123,13 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         if progress and rank == 0:
             progress(step, cfg.steps, logs)
         if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-            _checkpoint(model, opt, sched, step, out, save_fn, cfg.keep_checkpoints)
+            _checkpoint(model, opt, sched, step, out, save_fn, cfg.keep_checkpoints, rng)
     if world > 1:
         dist.barrier()
     return logs
 
 
-def _checkpoint(model, opt, sched, step: int, out: Path, save_fn, keep: int) -> Path:
+def _checkpoint(model, opt, sched, step: int, out: Path, save_fn, keep: int, rng: np.random.Generator) -> Path:
     final = out / "checkpoints" / f"step_{step:07d}"
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
@@ -134,7 +138,7 @@ def _checkpoint(model, opt, sched, step: int, out: Path, save_fn, keep: int) -> 
     save_fn(tmp)
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps({"step": step}))
+    (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "data_rng": rng.bit_generator.state}))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

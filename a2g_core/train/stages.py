@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from a2g_core.data.episodes import EpisodeStore
-from a2g_core.models.act2goal import PRESETS, Act2GoalPolicy
+from a2g_core.models.act2goal import PRESETS, Act2GoalConfig, Act2GoalPolicy
 from a2g_core.models.io import load_network, save_network
 from a2g_core.models.vae import VAEConfig, VideoVAE
 from a2g_core.train.loop import TrainConfig, train
@@ -32,14 +32,16 @@ def frame_sampler(store: EpisodeStore) -> Callable[[np.random.Generator, int], d
     return sample
 
 
-def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, resolution: int | None = None, progress=None):
+def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, vae_config: VAEConfig | None = None,
+              progress=None):
     store = EpisodeStore(data, only_success=False)
     if len(store) == 0:
         raise ValueError(f"The dataset {data} has no episodes.")
     res = int(store.spec["resolution"])
-    if resolution and resolution != res:
-        raise ValueError(f"The dataset's frames are {res} px, not {resolution} px; generate data at {resolution}.")
-    vae = VideoVAE(VAEConfig(resolution=res))
+    vae_config = vae_config or VAEConfig(resolution=res)
+    if vae_config.resolution != res:
+        raise ValueError(f"The dataset's frames are {res} px but the VAE takes {vae_config.resolution} px.")
+    vae = VideoVAE(vae_config)
     sample = frame_sampler(store)
     calib = np.random.default_rng(1234)
 
@@ -52,19 +54,22 @@ def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, resolution
     return logs
 
 
-def build_policy(preset: str, vae_dir: str | Path, variant: str = "act2goal") -> Act2GoalPolicy:
-    if preset not in PRESETS:
+def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str = "act2goal") -> Act2GoalPolicy:
+    """A fresh policy of ``preset`` (a name or a config), sized to the trained VAE in ``vae_dir``."""
+    if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if variant not in VARIANTS:
         raise ValueError(f"Unknown policy {variant!r}; choose one of {', '.join(VARIANTS)}.")
     vae = load_network(VideoVAE, Path(vae_dir))
     vae.requires_grad_(False)
-    cfg = PRESETS[preset].with_(resolution=vae.config.resolution, latent_channels=vae.config.latent_channels,
+    base = PRESETS[preset] if isinstance(preset, str) else preset
+    cfg = base.with_(resolution=vae.config.resolution, latent_channels=vae.config.latent_channels,
                                 latent_size=vae.config.latent_size, **VARIANTS[variant])
     return Act2GoalPolicy(cfg, vae=vae)
 
 
-def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int, preset: str = "tiny",
+def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int,
+                 preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  progress=None, cache_progress=None):
     from a2g_core.data.latents import build_latent_cache

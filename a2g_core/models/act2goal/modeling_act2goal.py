@@ -221,9 +221,14 @@ class Act2GoalPolicy(nn.Module):
         if missing:
             raise ValueError(f"The observation lacks camera view(s) {missing}; the policy needs {list(self.config.views)}.")
         frames = []
+        r = self.config.resolution
         for v in self.config.views:
             img = torch.as_tensor(np.asarray(images[v]))
-            frames.append(img[None] if img.dim() == 3 else img)
+            img = img[None] if img.dim() == 3 else img
+            if img.dim() != 4 or img.shape[1:] != (r, r, 3) or img.dtype != torch.uint8:
+                raise ValueError(f"View {v!r} must be uint8 frames of shape ({r}, {r}, 3) (or batched); "
+                                 f"got {tuple(img.shape)} {img.dtype}.")
+            frames.append(img)
         return self.vae.encode(torch.stack(frames, dim=1))        # (B, V, C, h, w)
 
     def _inputs(self, obs: dict, goal: dict, K: int | None):

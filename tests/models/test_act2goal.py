@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+
+from a2g_core.models.act2goal import Act2GoalPolicy
+from tests.models.conftest import TINY, make_batch, make_obs
+
+
+def test_patchify_round_trip(policy):
+    z = torch.randn(2, 2, 3, TINY.latent_channels, TINY.latent_size, TINY.latent_size)
+    wm = policy.world_model
+    assert wm.patchify(z).shape == (2, 2, 3, TINY.tokens_per_frame, TINY.latent_channels * 4)
+    torch.testing.assert_close(wm.unpatchify(wm.patchify(z)), z)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_losses_and_shapes(policy, stage):
+    policy.stage = stage
+    loss, parts = policy(make_batch())
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert set(parts) == {"loss_video", "loss_action"}
+    expected = parts["loss_video"] + TINY.action_loss_weight * parts["loss_action"] if stage == 1 else parts["loss_action"]
+    torch.testing.assert_close(loss.detach(), expected)
+    loss.backward()
+    assert policy.world_model.blocks[0].attn1.to_q.weight.grad is not None      # end to end in both stages
+    assert all(p.grad is None for p in policy.vae.parameters())                # the VAE stays frozen
+
+
+def test_expert_block_i_reads_world_model_block_i(policy):
+    """Changing world-model block 1's output changes the action velocity only through expert block 1."""
+    torch.nn.init.normal_(policy.expert.head.proj.weight)      # the head starts at zero
+    b = make_batch(b=2)
+    wm_out, hidden = policy.world_model(b["obs_latents"], b["goal_latents"], b["future_latents"],
+                                        torch.ones(2), b["frame_offsets"])
+    a = torch.randn(2, TINY.msth.num_actions, 5)
+    base = policy.expert(a, b["state"], torch.full((2,), 0.5), b["action_offsets"], hidden)
+    changed = policy.expert(a, b["state"], torch.full((2,), 0.5), b["action_offsets"],
+                            [hidden[0], hidden[1] + 1.0])
+    assert len(hidden) == TINY.layers and hidden[0].shape[-1] == TINY.wm_dim
+    assert not torch.allclose(base, changed)
+
+
+def test_overfits_a_tiny_batch(policy):
+    torch.manual_seed(0)
+    batch = make_batch(b=4, seed=1)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+
+
+def test_control_contract(policy):
+    obs, goal = make_obs()
+    policy.eval()
+    chunk = policy.predict_action_chunk(obs, goal)
+    assert chunk.shape == (1, TINY.msth.P, 5)
+    full = policy.predict_chunk(obs, goal)
+    assert full["distal"].shape == (1, TINY.msth.M, 5)
+    np.testing.assert_array_equal(full["offsets"][TINY.msth.P:], [21, 30])      # d_m = 8 + floor(22/ln3·ln(m+1)), K = 30
+    policy.reset(seed=3)
+    actions = [policy.select_action(obs, goal) for _ in range(TINY.msth_E)]
+    assert len(policy._queue) == 0 and all(a.shape == (5,) for a in actions)
+    policy.reset(seed=3)
+    np.testing.assert_array_equal(policy.select_action(obs, goal), actions[0])  # seeded: reproducible
+
+
+def test_imagine(policy):
+    obs, goal = make_obs()
+    out = policy.imagine(obs, goal, K=30)
+    assert out["frames"]["head"].shape == (TINY.msth.num_frames, 32, 32, 3)
+    assert out["frames"]["wrist"].dtype == np.uint8
+    np.testing.assert_array_equal(out["offsets"], [4, 8, 21, 30])
+    assert out["num_proximal"] == 2
+
+
+def test_save_load_is_exact(policy, tmp_path):
+    policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 5) * 2)
+    policy.save_pretrained(tmp_path / "p")
+    for sub in ("world_model", "action_expert", "vae"):
+        assert {f.name for f in (tmp_path / "p" / sub).iterdir()} == {"config.json", "model.safetensors"}
+    loaded = Act2GoalPolicy.from_pretrained(tmp_path / "p")
+    for (k, a), (k2, b) in zip(policy.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    obs, goal = make_obs()
+    policy.eval()
+    policy.reset(seed=1)
+    loaded.reset(seed=1)
+    torch.testing.assert_close(policy.predict_action_chunk(obs, goal), loaded.predict_action_chunk(obs, goal),
+                               rtol=0, atol=0)
+
+
+def test_bad_inputs(policy, tmp_path):
+    obs, goal = make_obs()
+    with pytest.raises(ValueError, match="lacks camera view"):
+        policy.predict_action_chunk({"images": {"head": obs["images"]["head"]}, "state": obs["state"]}, goal)
+    bad = dict(obs["images"], head=np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8 frames of shape"):
+        policy.predict_action_chunk({"images": bad, "state": obs["state"]}, goal)
+    policy.save_pretrained(tmp_path / "p")
+    other = Act2GoalPolicy(TINY.with_(wm_dim=64), vae=policy.vae)
+    other.save_pretrained(tmp_path / "q")
+    (tmp_path / "p" / "world_model" / "model.safetensors").write_bytes(
+        (tmp_path / "q" / "world_model" / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="does not match its config"):
+        Act2GoalPolicy.from_pretrained(tmp_path / "p")
+    with pytest.raises(ValueError, match="No checkpoint"):
+        Act2GoalPolicy.from_pretrained(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"msth_P": 10, "msth_r": 4}, "multiple of the stride"), ({"wm_dim": 33}, "divisible by"),
+    ({"latent_size": 5}, "divisible by patch_size"), ({"views": ()}, "at least one camera"),
+])
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TINY.with_(**kwargs)
+
+
+def test_without_msth_predicts_proximal_only():
+    cfg = TINY.with_(use_msth=False)
+    assert cfg.msth.M == 0 and cfg.msth.num_frames == 2 and cfg.msth.num_actions == 8
+    p = Act2GoalPolicy(cfg)
+    loss, _ = p(make_batch(cfg))
+    assert torch.isfinite(loss)

@@ -1,0 +1,73 @@
+"""The real pipeline at toy size: expert data → VAE → latent cache → stage 1 → stage 2 → control in the sim."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from a2g_core.data.episodes import EpisodeStore
+from a2g_core.data.generate import generate
+from a2g_core.models.act2goal import Act2GoalConfig, Act2GoalPolicy
+from a2g_core.models.vae import VAEConfig
+from a2g_core.sim import make_env
+from a2g_core.train.loop import TrainConfig
+from a2g_core.train.stages import train_policy, train_vae
+
+VAE = VAEConfig(resolution=64, block_out_channels=(8, 16, 16, 16), norm_num_groups=8, latent_channels=4)
+POLICY = Act2GoalConfig(msth_P=8, msth_r=4, msth_M=2, msth_E=6, wm_dim=32, wm_heads=2, layers=2, expert_dim=16,
+                        expert_heads=2, imagine_steps=2, action_steps=2)
+STEPS = TrainConfig(steps=3, batch_size=4, warmup=1, log_every=1, ckpt_every=2)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(root / "data", tasks=["place_empty_cup"], modes=["easy"], episodes=2, resolution=64)
+    train_vae(root / "data", root / "vae", STEPS, vae_config=VAE)
+    train_policy(root / "data", root / "s1", STEPS, stage=1, preset=POLICY, vae_dir=root / "vae" / "vae")
+    train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final")
+    return root
+
+
+def test_each_stage_logs_and_saves(run):
+    for stage in ("vae", "s1", "s2"):
+        logs = [json.loads(s) for s in (run / stage / "log.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in logs] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in logs)
+    s1 = json.loads((run / "s1" / "log.jsonl").read_text().splitlines()[-1])
+    assert {"loss_video", "loss_action"} <= set(s1)
+    assert len(list((run / "data" / "latents").iterdir())) == 1               # one cache, built once
+    vae_stats = torch.load(run / "vae" / "checkpoints" / "step_0000003" / "trainer.pt", weights_only=True)
+    assert "model" in vae_stats
+
+
+def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
+    a = Act2GoalPolicy.from_pretrained(run / "s1" / "final")
+    b = Act2GoalPolicy.from_pretrained(run / "s2" / "final")
+    torch.testing.assert_close(a.expert.action_mean, b.expert.action_mean)
+    store = EpisodeStore(run / "data")
+    actions = np.concatenate([e.lowdim()[1] for e in store])
+    np.testing.assert_allclose(a.expert.action_mean.numpy(), actions.mean(0), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a.world_model.blocks[0].attn1.to_q.weight, b.world_model.blocks[0].attn1.to_q.weight)
+
+
+def test_trained_policy_drives_the_sim(run):
+    policy = Act2GoalPolicy.from_pretrained(run / "s2" / "final")
+    env = make_env("place_empty_cup", "easy", 64)
+    obs, _ = env.reset(seed=0)
+    goal = {v: np.asarray(img) for v, img in EpisodeStore(run / "data")[0].goal().items()}
+    policy.reset()
+    for _ in range(POLICY.msth_E + 1):
+        obs, _, _, _, info = env.step(policy.select_action(obs, goal))
+    assert info["action"].shape == (5,) and np.isfinite(info["action"]).all()
+    env.close()
+
+
+def test_bad_training_inputs(tmp_path, run):
+    with pytest.raises(ValueError, match="not a dataset folder"):
+        train_policy(tmp_path, tmp_path / "x", STEPS, stage=1, preset=POLICY, vae_dir=run / "vae" / "vae")
+    with pytest.raises(ValueError, match="--init"):
+        train_policy(run / "data", tmp_path / "x", STEPS, stage=2)
+    with pytest.raises(ValueError, match="needs a trained VAE"):
+        train_policy(run / "data", tmp_path / "x", STEPS, stage=1)
+    with pytest.raises(ValueError, match="VAE takes 32 px"):
+        train_vae(run / "data", tmp_path / "v", STEPS, vae_config=VAEConfig(resolution=32, block_out_channels=(8, 16, 16, 16), norm_num_groups=8))
