@@ -52,6 +52,16 @@ def cmd_bench_sim(args) -> int:
     return 0
 
 
+def cmd_bench_model(args) -> int:
+    from a2g_core.eval.model_bench import run_model_bench
+    report = run_model_bench(repeats=args.repeats, presets=args.presets.split(","), log=print)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_sim_strip(args) -> int:
     from a2g_core.eval.pictures import sim_strip
     sim_strip(args.out, mode=args.mode, seed=args.seed, resolution=args.resolution)
@@ -104,12 +114,37 @@ def cmd_train(args) -> int:
     else:
         cache_bar, cache_progress = _bar("latent cache")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=args.preset, vae_dir=args.vae,
-                            init=args.init, variant=args.policy, progress=progress,
+                            init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             cache_progress=lambda i, n: cache_progress(i, n, {}))
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
     print(f"done: {where} (last log: {json.dumps({k: round(v, 5) for k, v in logs.items() if k != 'time'})})")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from tqdm import tqdm
+
+    from a2g_core.eval.policy_eval import evaluate
+    words = [w for w in args.words.split(",") if w.strip()] if args.words else None
+    bar = tqdm(total=args.episodes, desc=f"{args.task}/{args.mode}", unit="ep")
+    wins = [0]
+
+    def progress(done, total, r):
+        wins[0] += r["success"]
+        bar.set_postfix_str(f"success {wins[0]}/{done}")
+        bar.update(1)
+
+    rep = evaluate(args.policy, task=args.task, mode=args.mode, episodes=args.episodes, workers=args.workers,
+                   seed_start=args.seed_start, words=words, progress=progress)
+    bar.close()
+    print(f"{args.task}/{args.mode}: success {rep['success']:.2f} ({round(rep['success'] * rep['episodes'])}/"
+          f"{rep['episodes']}), 95% interval {rep['ci95'][0]:.2f}–{rep['ci95'][1]:.2f}, "
+          f"mean steps {rep['mean_steps']:.0f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=1))
     return 0
 
 
@@ -158,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, help="also write the report as JSON to this file")
     b.set_defaults(func=cmd_bench_sim)
 
+    bm = sub.add_parser("bench-model", help="chunk and imagine latency, training step time, parameters, FLOPs",
+                        description="Median latency of predict_action_chunk (batch 1, both views) for the tiny "
+                                    "preset and for DP-GC in the same run, imagine latency, stage-1/2 training "
+                                    "step time at batch 16, and parameter counts and FLOPs per chunk per preset.")
+    bm.add_argument("--repeats", type=int, default=20)
+    bm.add_argument("--presets", default="tiny,base", help="presets for parameter and FLOP counts")
+    bm.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    bm.set_defaults(func=cmd_bench_model)
+
     s = sub.add_parser("sim-strip", help="picture: head and wrist frames of the expert on every task",
                        description="Render one row per task: head and wrist frames along a scripted-expert run, "
                                    "ending with the goal frame.")
@@ -188,9 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     t.add_argument("--out", type=Path, required=True, help="run folder: log.jsonl, checkpoints/, final/")
     t.add_argument("--preset", default="tiny", help="model size: tiny (CPU) or base (GPU)")
-    t.add_argument("--policy", default="act2goal", help="act2goal, or no_msth (the ablation: proximal only)")
+    t.add_argument("--policy", default="act2goal", help="act2goal (default); no_msth (ablation: proximal only); dp_gc (baseline: no world model)")
     t.add_argument("--vae", type=Path, default=None, help="stage 1: the trained VAE folder")
     t.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 policy folder (OUT/final)")
+    t.add_argument("--per-task", type=int, default=None,
+                   help="stages 1-2: use at most this many episodes per task and mode (default: all)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -199,6 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int, default=10)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="closed-loop success of a policy in the simulator, with a 95% interval",
+                       description="Run the policy on seeds seed-start.. of a task and mode; the goal for each "
+                                   "seed is the final frame of the scripted expert on that seed. Prints the success "
+                                   "rate with a 95% Wilson interval.")
+    e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
+    e.add_argument("--task", required=True)
+    e.add_argument("--mode", default="easy")
+    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--workers", type=int, default=1)
+    e.add_argument("--seed-start", type=int, default=10_000, help="first seed (default 10000, unseen in training)")
+    e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
+    e.add_argument("--json", default=None, help="also write the per-episode results to this file")
+    e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("cache-latents", help="encode a dataset's frames once with a VAE",
                        description="Encode every frame of every episode with the VAE into DATA/latents/<vae id>/ "

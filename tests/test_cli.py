@@ -5,7 +5,7 @@ import pytest
 
 from a2g_core.cli import build_parser, main
 
-COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal"]
+COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model"]
 
 
 def test_help_lists_every_command():

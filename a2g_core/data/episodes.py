@@ -116,7 +116,9 @@ class StoredEpisode:
 class EpisodeStore:
     """Index of the complete episodes under ``root`` (no frames are read until asked for)."""
 
-    def __init__(self, root: str | Path, *, tasks=None, modes=None, only_success: bool = True):
+    def __init__(self, root: str | Path, *, tasks=None, modes=None, only_success: bool = True,
+                 per_task: int | None = None):
+        """``per_task`` keeps at most that many episodes (lowest seeds first) per task and mode."""
         self.root = Path(root)
         spec_path = self.root / "dataset.json"
         if not spec_path.exists():
@@ -124,6 +126,7 @@ class EpisodeStore:
                              f"`python -m a2g_core gen-data`.")
         self.spec = json.loads(spec_path.read_text())
         self.episodes: list[StoredEpisode] = []
+        counts: dict[tuple, int] = {}
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")):
             meta_path = d / "meta.json"
             if not meta_path.exists():
@@ -133,6 +136,10 @@ class EpisodeStore:
                 continue
             if only_success and not meta["success"]:
                 continue
+            cell = (meta["task"], meta["mode"])
+            if per_task is not None and counts.get(cell, 0) >= per_task:
+                continue
+            counts[cell] = counts.get(cell, 0) + 1
             self.episodes.append(StoredEpisode(d, meta))
 
     def __len__(self) -> int:

@@ -62,14 +62,17 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
 _GOALS: dict[tuple, tuple[dict, bool]] = {}
 
 
-def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, word: str | None = None) -> tuple[dict, bool]:
+def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tuple[str, ...] | None = None
+                ) -> tuple[dict, bool]:
     """Goal images for a seed (the expert's final frame per view) and whether the expert succeeded.
+    ``words`` (writing) must be what the evaluated env was built with, so both draw the same word.
     Cached: the same arguments always give the same frames."""
-    key = (task, mode, seed, resolution, word)
+    words = tuple(words) if words else None
+    key = (task, mode, seed, resolution, words)
     if key not in _GOALS:
         from a2g_core.sim.env import TabletopEnv
-        env = TabletopEnv(task, mode, resolution)
-        ep = run_expert(env, seed, {"word": word} if word else None)
+        env = TabletopEnv(task, mode, resolution, words=list(words) if words else None)
+        ep = run_expert(env, seed)
         env.close()
         if len(_GOALS) > 64:
             _GOALS.pop(next(iter(_GOALS)))

@@ -18,7 +18,9 @@ from a2g_core.models.io import load_network, save_network
 from a2g_core.models.vae import VAEConfig, VideoVAE
 from a2g_core.train.loop import TrainConfig, train
 
-VARIANTS = {"act2goal": {}, "no_msth": {"use_msth": False}}
+# the method and the baselines of the paper, one harness: same encoder, expert, data and loop
+VARIANTS = {"act2goal": {}, "no_msth": {"use_msth": False},
+            "dp_gc": {"use_world_model": False, "use_msth": False}}
 
 
 def frame_sampler(store: EpisodeStore) -> Callable[[np.random.Generator, int], dict]:
@@ -71,7 +73,7 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
 def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int,
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
-                 progress=None, cache_progress=None):
+                 per_task: int | None = None, progress=None, cache_progress=None):
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
@@ -83,7 +85,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")
     else:
         policy = build_policy(preset, vae_dir, variant)
-    store = EpisodeStore(data)
+    store = EpisodeStore(data, per_task=per_task)
     if store.spec["resolution"] != policy.config.resolution:
         raise ValueError(f"The dataset's frames are {store.spec['resolution']} px but the policy takes "
                          f"{policy.config.resolution} px.")

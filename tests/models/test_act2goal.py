@@ -127,3 +127,13 @@ def test_without_msth_predicts_proximal_only():
     p = Act2GoalPolicy(cfg)
     loss, _ = p(make_batch(cfg))
     assert torch.isfinite(loss)
+
+
+def test_dp_gc_baseline_has_no_world_model():
+    cfg = TINY.with_(use_world_model=False, use_msth=False)
+    p = Act2GoalPolicy(cfg)
+    assert p.name == "dp_gc" and cfg.num_future_frames == 0
+    loss, parts = p(make_batch(TINY.with_(use_msth=False)))
+    assert parts["loss_video"] == 0 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="cannot imagine"):
+        p.imagine(*make_obs())

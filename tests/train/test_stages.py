@@ -71,3 +71,14 @@ def test_bad_training_inputs(tmp_path, run):
         train_policy(run / "data", tmp_path / "x", STEPS, stage=1)
     with pytest.raises(ValueError, match="VAE takes 32 px"):
         train_vae(run / "data", tmp_path / "v", STEPS, vae_config=VAEConfig(resolution=32, block_out_channels=(8, 16, 16, 16), norm_num_groups=8))
+
+
+def test_eval_reports_success_with_an_interval(run):
+    from a2g_core.eval.policy_eval import evaluate
+    rep = evaluate(run / "s2" / "final", task="place_empty_cup", mode="easy", episodes=2, seed_start=50)
+    assert rep["episodes"] == 2 and 0 <= rep["ci95"][0] <= rep["success"] <= rep["ci95"][1] <= 1
+    assert [r["seed"] for r in rep["results"]] == [50, 51] and all(r["expert_success"] for r in rep["results"])
+    with pytest.raises(ValueError, match="Unknown task"):
+        evaluate(run / "s2" / "final", task="juggling", mode="easy", episodes=1)
+    with pytest.raises(ValueError, match="No checkpoint"):
+        evaluate(run / "nowhere", task="plating", mode="easy", episodes=1)

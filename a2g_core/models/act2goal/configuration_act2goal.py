@@ -24,6 +24,7 @@ class Act2GoalConfig(ConfigBase):
     msth_M: int = 2
     msth_E: int = 8
     use_msth: bool = True               # False: the "w/o MSTH" ablation (proximal only, fixed horizon)
+    use_world_model: bool = True        # False: the DP-GC baseline (current + goal → actions, nothing imagined)
     inference_horizon: int = 120        # K used at inference (steps from now to the goal)
     max_offset: int = 600               # offsets are embedded relative to this
     # world model (a video DiT of diffusers LTX blocks)
@@ -54,6 +55,11 @@ class Act2GoalConfig(ConfigBase):
     @property
     def msth(self) -> MSTHConfig:
         return MSTHConfig(P=self.msth_P, r=self.msth_r, M=self.msth_M if self.use_msth else 0, E=self.msth_E)
+
+    @property
+    def num_future_frames(self) -> int:
+        """Frames the world model imagines (none for DP-GC)."""
+        return self.msth.num_frames if self.use_world_model else 0
 
     @property
     def tokens_per_frame(self) -> int:

@@ -69,7 +69,7 @@ class GoalConditionedWorldModel(nn.Module):
         super().__init__()
         self.config = config
         c, p, d = config.latent_channels, config.patch_size, config.wm_dim
-        v, t, f = len(config.views), config.tokens_per_frame, config.msth.num_frames
+        v, t, f = len(config.views), config.tokens_per_frame, config.num_future_frames
         self.patch_in = nn.Linear(c * p * p, d)
         self.goal_in = nn.Linear(c * p * p, d)
         self.pos = nn.Parameter(torch.randn(v, 1 + f, t, d) * 0.02)
@@ -102,7 +102,7 @@ class GoalConditionedWorldModel(nn.Module):
         b, v, f = future.shape[:3]
         d = self.config.wm_dim
         x = self.patch_in(self.patchify(torch.cat([obs[:, :, None], future], dim=2)))     # (B, V, 1+F, T, D)
-        offsets = torch.cat([torch.zeros_like(frame_offsets[:, :1]), frame_offsets], dim=1).float()
+        offsets = torch.cat([frame_offsets.new_zeros(b, 1), frame_offsets], dim=1).float()
         x = x + self.pos + self.offset_embed(_sinusoid(offsets / self.config.max_offset * 1000.0, d))[:, None, :, None]
         t = x.shape[3]
         x = x.reshape(b, -1, d)
@@ -145,7 +145,7 @@ class ActionExpert(nn.Module):
         b, h, _ = actions.shape
         d = self.config.expert_dim
         x = torch.cat([self.state_in(state)[:, None], self.action_in(actions)], dim=1) + self.pos
-        offsets = torch.cat([torch.zeros_like(action_offsets[:, :1]), action_offsets], dim=1).float()
+        offsets = torch.cat([action_offsets.new_zeros(b, 1), action_offsets], dim=1).float()
         x = x + self.offset_embed(_sinusoid(offsets / self.config.max_offset * 1000.0, d))
         emb, mod = self.time(torch.cat([torch.zeros_like(s)[:, None], s[:, None].expand(b, h)], dim=1))
         for block, ctx in zip(self.blocks, wm_hidden):
@@ -158,7 +158,12 @@ class Act2GoalPolicy(nn.Module):
     ``predict_action_chunk``, ``select_action`` (a queue of the E executed actions), ``reset``, and
     ``imagine`` for the world model's preview. ``stage`` 1 trains ``L_v + λ·L_a``, 2 trains ``L_a``."""
     config_class = Act2GoalConfig
-    name = "act2goal"
+
+    @property
+    def name(self) -> str:
+        if not self.config.use_world_model:
+            return "dp_gc"
+        return "act2goal" if self.config.use_msth else "no_msth"
 
     def __init__(self, config: Act2GoalConfig, vae=None):
         super().__init__()
@@ -189,7 +194,8 @@ class Act2GoalPolicy(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Batch (from ``data.windows``): obs/goal latents (B, V, C, h, w), future latents
         (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H)."""
-        x0 = batch["future_latents"]
+        f = self.config.num_future_frames
+        x0 = batch["future_latents"][:, :, :f]
         b = x0.shape[0]
         noise = torch.randn_like(x0)
         if self.stage == 1:
@@ -199,15 +205,15 @@ class Act2GoalPolicy(nn.Module):
         else:
             s = torch.ones(b, device=x0.device)
         v_pred, hidden = self.world_model(batch["obs_latents"], batch["goal_latents"],
-                                          interpolate(x0, noise, s), s, batch["frame_offsets"])
+                                          interpolate(x0, noise, s), s, batch["frame_offsets"][:, :f])
         a0 = self._norm_action(batch["actions"])
         a_noise = torch.randn_like(a0)
         sa = sample_t(b, device=a0.device)
         u = self.expert(interpolate(a0, a_noise, sa), self._norm_state(batch["state"]), sa,
                         batch["action_offsets"], hidden)
         loss_a = F.mse_loss(u, velocity_target(a0, a_noise))
-        loss_v = F.mse_loss(v_pred, velocity_target(x0, noise))
-        if self.stage == 1:
+        loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
+        if self.stage == 1 and f:
             loss = loss_v + self.config.action_loss_weight * loss_a
         else:
             loss = loss_a
@@ -238,7 +244,7 @@ class Act2GoalPolicy(nn.Module):
         b = obs_lat.shape[0]
         K = K or self.config.inference_horizon
         cfg = self.config.msth
-        f_off = torch.as_tensor(msth.frame_offsets(cfg, K))[None].expand(b, -1)
+        f_off = torch.as_tensor(msth.frame_offsets(cfg, K)[: self.config.num_future_frames])[None].expand(b, -1)
         a_off = torch.as_tensor(msth.action_offsets(cfg, K))[None].expand(b, -1)
         return obs_lat, goal_lat, state, f_off, a_off
 
@@ -279,6 +285,8 @@ class Act2GoalPolicy(nn.Module):
     def imagine(self, obs: dict, goal: dict, K: int | None = None, steps: int | None = None) -> dict:
         """The world model's imagined way to the goal: frames per view (F, H, W, 3) uint8 at their
         step offsets (proximal first, then distal)."""
+        if not self.config.use_world_model:
+            raise ValueError("This policy (DP-GC) has no world model, so it cannot imagine.")
         obs_lat, goal_lat, _, f_off, _ = self._inputs(obs, goal, K)
         b, v = obs_lat.shape[:2]
         noise = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))

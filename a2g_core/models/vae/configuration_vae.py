@@ -12,10 +12,10 @@ class VAEConfig(ConfigBase):
     Frames of every view share the encoder; the world model sees them as a video of latents.
     """
     resolution: int = 64
-    block_out_channels: tuple = (32, 64, 64, 64)      # 4 blocks: 3 downsamplings, 8× compression
+    block_out_channels: tuple = (16, 32, 64, 64)      # 4 blocks: 3 downsamplings, 8× compression
     layers_per_block: int = 1
     latent_channels: int = 8
-    norm_num_groups: int = 16
+    norm_num_groups: int = 8
     kl_weight: float = 1e-6
 
     def __post_init__(self):

@@ -1,0 +1,107 @@
+"""Model benchmark: chunk latency, imagine latency, training step time, parameters and FLOPs.
+
+Latencies are medians over repeated runs after a warm-up, and DP-GC is measured in the same run so
+the ratio is fair on a shared, noisy machine. Weights are random: speed does not depend on them.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from a2g_core.models.act2goal import PRESETS, Act2GoalPolicy
+from a2g_core.models.vae import VAEConfig, VideoVAE
+
+
+def _policy(preset: str, **kw) -> Act2GoalPolicy:
+    cfg = PRESETS[preset].with_(**kw)
+    vae = VideoVAE(VAEConfig(resolution=cfg.resolution, latent_channels=cfg.latent_channels)).requires_grad_(False)
+    return Act2GoalPolicy(cfg, vae=vae).eval()
+
+
+def _inputs(cfg, b: int = 1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    img = lambda: rng.integers(0, 255, (b, cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
+    return {"images": {v: img() for v in cfg.views}, "state": rng.normal(size=(b, cfg.state_dim)).astype(np.float32)}, \
+        {v: img() for v in cfg.views}
+
+
+def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def _batch(cfg, b: int):
+    v, f, h = len(cfg.views), cfg.msth.num_frames, cfg.msth.num_actions
+    c, s = cfg.latent_channels, cfg.latent_size
+    return {"obs_latents": torch.randn(b, v, c, s, s), "goal_latents": torch.randn(b, v, c, s, s),
+            "future_latents": torch.randn(b, v, f, c, s, s), "frame_offsets": torch.randint(1, 100, (b, f)),
+            "state": torch.randn(b, 5), "actions": torch.randn(b, h, 5), "action_offsets": torch.randint(1, 100, (b, h))}
+
+
+def train_step_s(policy, stage: int, batch_size: int, repeats: int) -> float:
+    policy.train()
+    policy.stage = stage
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
+    batch = _batch(policy.config, batch_size)
+
+    def step():
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    s = _median_ms(step, repeats, warmup=1) / 1000
+    policy.eval()
+    return s
+
+
+def chunk_flops(policy) -> int:
+    obs, goal = _inputs(policy.config)
+    with FlopCounterMode(display=False) as fc:
+        policy.predict_chunk(obs, goal)
+    return int(fc.get_total_flops())
+
+
+def run_model_bench(*, repeats: int = 20, presets=("tiny",), log: Callable[[str], None] = print) -> dict:
+    torch.manual_seed(0)
+    report: dict = {"threads": torch.get_num_threads(), "presets": {}}
+    tiny = _policy("tiny")
+    dpgc = _policy("tiny", use_world_model=False, use_msth=False)
+    obs, goal = _inputs(tiny.config)
+    chunk = _median_ms(lambda: tiny.predict_action_chunk(obs, goal), repeats)
+    chunk_dp = _median_ms(lambda: dpgc.predict_action_chunk(obs, goal), repeats)
+    imagine = _median_ms(lambda: tiny.imagine(obs, goal), max(3, repeats // 4))
+    s1 = train_step_s(tiny, 1, 16, max(3, repeats // 4))
+    s2 = train_step_s(tiny, 2, 16, max(3, repeats // 4))
+    report["tiny"] = {"chunk_ms": chunk, "dp_gc_chunk_ms": chunk_dp, "chunk_ratio_vs_dp_gc": chunk / chunk_dp,
+                      "imagine_ms": imagine, "stage1_step_s_b16": s1, "stage2_step_s_b16": s2,
+                      "stage1_samples_per_s": 16 / s1, "stage2_samples_per_s": 16 / s2}
+    log(f"torch threads: {report['threads']}; medians of {repeats} runs (tiny preset, batch 1, both views)")
+    log("| measure | value | target |")
+    log("|---|---|---|")
+    log(f"| predict_action_chunk | {chunk:.1f} ms | ≤ 50 ms |")
+    log(f"| DP-GC predict_action_chunk (same run) | {chunk_dp:.1f} ms (Act2Goal / DP-GC = {chunk / chunk_dp:.2f}) | |")
+    log(f"| imagine ({tiny.config.msth.num_frames} frames × {len(tiny.config.views)} views, {tiny.config.imagine_steps} Euler steps) | {imagine:.0f} ms | ≤ 1 s |")
+    log(f"| stage-1 step, batch 16 | {s1:.3f} s ({16 / s1:.1f} samples/s) | |")
+    log(f"| stage-2 step, batch 16 | {s2:.3f} s ({16 / s2:.1f} samples/s) | ≤ 0.5 s |")
+    log("\n| preset | world model params | action expert params | VAE params | FLOPs per chunk |")
+    log("|---|---|---|---|---|")
+    for name in presets:
+        p = tiny if name == "tiny" else _policy(name)
+        count = lambda m: sum(x.numel() for x in m.parameters())
+        row = {"world_model_params": count(p.world_model), "expert_params": count(p.expert),
+               "vae_params": count(p.vae), "flops_per_chunk": chunk_flops(p)}
+        report["presets"][name] = row
+        log(f"| {name} | {row['world_model_params'] / 1e6:.2f} M | {row['expert_params'] / 1e6:.2f} M | "
+            f"{row['vae_params'] / 1e6:.2f} M | {row['flops_per_chunk'] / 1e9:.2f} GFLOP |")
+    return report

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from a2g_core import msth
+from a2g_core.data.episodes import EpisodeStore
+from a2g_core.data.generate import generate
+from a2g_core.data.windows import MSTHWindows
+
+CFG = msth.MSTHConfig(P=8, r=4, M=2, E=6)
+
+
+@pytest.fixture(scope="module")
+def store_and_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("win")
+    generate(root, tasks=["place_shoe"], modes=["easy"], episodes=1, resolution=64)
+    store = EpisodeStore(root)
+    cache = root / "latents" / "fake"
+    for e in store:                      # latents whose value is the frame index: easy to check
+        (cache / e.path.name).mkdir(parents=True)
+        for v in store.views:
+            lat = np.broadcast_to(np.arange(e.length + 1, dtype=np.float16)[:, None, None, None], (e.length + 1, 2, 2, 2))
+            np.save(cache / e.path.name / f"{v}.npy", np.ascontiguousarray(lat))
+    return store, cache
+
+
+def test_window_reads_msth_offsets(store_and_cache):
+    store, cache = store_and_cache
+    w = MSTHWindows(store, cache, CFG, ["head", "wrist"])
+    length = store[0].length
+    t = 10
+    win = w.window(0, t)
+    idx = msth.episode_indices(CFG, t, length)
+    assert win["obs_latents"].shape == (2, 2, 2, 2) and (win["obs_latents"] == t).all()
+    assert (win["goal_latents"] == length).all()                       # the goal is the final frame
+    np.testing.assert_array_equal(win["future_latents"][0, :, 0, 0, 0], idx["frames"])
+    _, actions = store[0].lowdim()
+    np.testing.assert_array_equal(win["actions"], actions[idx["actions"]])
+    batch = w.sample(np.random.default_rng(0), 3)
+    assert batch["future_latents"].shape == (3, 2, CFG.num_frames, 2, 2, 2)
+    assert batch["actions"].shape == (3, CFG.num_actions, 5)
+
+
+def test_missing_view_and_empty_dataset(store_and_cache, tmp_path):
+    store, cache = store_and_cache
+    with pytest.raises(ValueError, match="no view"):
+        MSTHWindows(store, cache, CFG, ["head", "top_head"])
+    generate(tmp_path, tasks=["place_shoe"], modes=["easy"], episodes=1, seed_start=5, resolution=64)
+    empty = EpisodeStore(tmp_path, tasks=["plating"])
+    with pytest.raises(ValueError, match="no successful episodes"):
+        MSTHWindows(empty, cache, CFG, ["head"])
+    with pytest.raises(ValueError, match="latent cache"):
+        MSTHWindows(EpisodeStore(tmp_path), cache, CFG, ["head"])
