@@ -32,10 +32,10 @@ bench: $(STAMP)  ## simulator and model benchmarks (writes assets/bench_*.json)
 # Every step resumes after a kill; on 2 CPU cores the whole chain takes about an hour.
 DATA ?= sessions/data/expert64
 RUNS ?= sessions/runs
-PER_TASK ?= 40
+PER_TASK ?= 30
 VAE_STEPS ?= 600
-S1_STEPS ?= 2000
-S2_STEPS ?= 1000
+S1_STEPS ?= 1500
+S2_STEPS ?= 600
 checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about an hour on 2 cores)
 	$(BIN)/python -m a2g_core gen-data --task all --mode all --episodes 100 --workers 2 --resolution 64 --out $(DATA)
 	$(BIN)/python -m a2g_core train --stage vae --data $(DATA) --out $(RUNS)/vae --steps $(VAE_STEPS) --lr 1e-3 --warmup 50 --ckpt-every 100

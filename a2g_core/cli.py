@@ -41,24 +41,23 @@ def cmd_gen_data(args) -> int:
     return 0
 
 
+def _write_json(path: str | None, report: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1))
+        print(f"wrote {path}")
+
+
 def cmd_bench_sim(args) -> int:
     from a2g_core.eval.sim_bench import run_sim_bench
-    report = run_sim_bench(episodes=args.episodes, repeats=args.repeats, workers=args.workers,
-                           gen_episodes=args.gen_episodes, tasks=args.task, log=print)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
-        print(f"wrote {args.json}")
+    _write_json(args.json, run_sim_bench(episodes=args.episodes, repeats=args.repeats, workers=args.workers,
+                                         gen_episodes=args.gen_episodes, tasks=args.task, log=print))
     return 0
 
 
 def cmd_bench_model(args) -> int:
     from a2g_core.eval.model_bench import run_model_bench
-    report = run_model_bench(repeats=args.repeats, presets=args.presets.split(","), log=print)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
-        print(f"wrote {args.json}")
+    _write_json(args.json, run_model_bench(repeats=args.repeats, presets=args.presets.split(","), log=print))
     return 0
 
 
@@ -142,9 +141,7 @@ def cmd_eval(args) -> int:
     print(f"{args.task}/{args.mode}: success {rep['success']:.2f} ({round(rep['success'] * rep['episodes'])}/"
           f"{rep['episodes']}), 95% interval {rep['ci95'][0]:.2f}–{rep['ci95'][1]:.2f}, "
           f"mean steps {rep['mean_steps']:.0f}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=1))
+    _write_json(args.json, rep)
     return 0
 
 
@@ -246,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="closed-loop success of a policy in the simulator, with a 95% interval",
+    e = sub.add_parser("eval", help="closed-loop success of a policy in the simulator, with a 95%% interval",
                        description="Run the policy on seeds seed-start.. of a task and mode; the goal for each "
                                    "seed is the final frame of the scripted expert on that seed. Prints the success "
                                    "rate with a 95% Wilson interval.")
