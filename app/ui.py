@@ -55,7 +55,8 @@ def create_sim_tab(ctrl: LabController, sid: gr.State) -> dict:
     step.click(_guard(lambda s: on_step(s, 10)), [sid], views, api_name="sim_step_expert")
     run.click(_guard(lambda s: on_step(s, 10_000)), [sid], views, api_name="sim_run_expert")
     show_goal.click(_guard(on_goal), [task, mode, seed], [goal_head, goal_wrist], api_name="sim_goal")
-    return {"task": task, "mode": mode, "seed": seed, "head": head, "wrist": wrist, "status": status}
+    return {"task": task, "mode": mode, "seed": seed, "head": head, "wrist": wrist, "status": status,
+            "load": (_guard(on_reset), [sid, task, mode, seed], views)}
 
 
 def build_app(ctrl: LabController) -> gr.Blocks:
@@ -63,6 +64,7 @@ def build_app(ctrl: LabController) -> gr.Blocks:
         gr.Markdown("# Act2Goal Lab\nGoal-conditioned world model + action expert, on the embedded MuJoCo tabletop.")
         sid = gr.State(None)
         with gr.Tab("Simulator"):
-            create_sim_tab(ctrl, sid)
-        demo.load(ctrl.new_session, None, sid, api_name="new_session")
+            sim = create_sim_tab(ctrl, sid)
+        # a new page gets its own simulator, already showing the default scene
+        demo.load(ctrl.new_session, None, sid, api_name="new_session").then(*sim["load"])
     return demo
