@@ -50,8 +50,12 @@ def _write_json(path: str | None, report: dict) -> None:
 
 def cmd_bench_sim(args) -> int:
     from a2g_core.eval.sim_bench import run_sim_bench
-    _write_json(args.json, run_sim_bench(episodes=args.episodes, repeats=args.repeats, workers=args.workers,
-                                         gen_episodes=args.gen_episodes, tasks=args.task, log=print))
+    bar, progress = _bar("expert episodes", "ep")
+    report = run_sim_bench(episodes=args.episodes, repeats=args.repeats, workers=args.workers,
+                           gen_episodes=args.gen_episodes, tasks=args.task, log=tqdm_write,
+                           progress=lambda i, n: progress(i, n, {}))
+    bar.close()
+    _write_json(args.json, report)
     return 0
 
 
@@ -88,9 +92,14 @@ def cmd_goal(args) -> int:
     return 0
 
 
-def _bar(desc: str):
+def tqdm_write(line: str) -> None:
     from tqdm import tqdm
-    bar = tqdm(total=None, desc=desc, unit="step")
+    tqdm.write(line)
+
+
+def _bar(desc: str, unit: str = "step"):
+    from tqdm import tqdm
+    bar = tqdm(total=None, desc=desc, unit=unit)
 
     def progress(step, total, logs):
         bar.total = total
@@ -111,7 +120,7 @@ def cmd_train(args) -> int:
         logs = train_vae(args.data, args.out, cfg, progress=progress)
         where = Path(args.out) / "vae"
     else:
-        cache_bar, cache_progress = _bar("latent cache")
+        cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=args.preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             cache_progress=lambda i, n: cache_progress(i, n, {}))
@@ -151,7 +160,7 @@ def cmd_cache_latents(args) -> int:
     from a2g_core.models.io import load_network
     from a2g_core.models.vae import VideoVAE
     vae = load_network(VideoVAE, args.vae)
-    bar, progress = _bar("episodes")
+    bar, progress = _bar("episodes", "ep")
     root = build_latent_cache(EpisodeStore(args.data), vae, args.vae, progress=lambda i, n: progress(i, n, {}))
     bar.close()
     print(f"latents in {root}")

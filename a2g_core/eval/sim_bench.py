@@ -68,12 +68,15 @@ def speed(resolution: int = 96, steps: int = 200, repeats: int = 5, task: str = 
     return out
 
 
-def expert_success(tasks, modes, episodes: int, workers: int, resolution: int = 96) -> list[dict]:
+def expert_success(tasks, modes, episodes: int, workers: int, resolution: int = 96,
+                   progress: Callable[[int, int], None] | None = None) -> list[dict]:
     from a2g_core.data.generate import run_jobs
     jobs = [(None, t, m, s, resolution, None) for t in tasks for m in modes for s in range(episodes)]
     results: dict[tuple, list] = {}
-    for task, mode, seed, ok, n in run_jobs(jobs, workers):
+    for i, (task, mode, seed, ok, n) in enumerate(run_jobs(jobs, workers)):
         results.setdefault((task, mode), []).append((seed, ok, n))
+        if progress:
+            progress(i + 1, len(jobs))
     rows = []
     for (task, mode), rs in sorted(results.items()):
         k = sum(ok for _, ok, _ in rs)
@@ -95,7 +98,8 @@ def gen_time(episodes: int, workers: int, task: str = "place_empty_cup") -> dict
 
 
 def run_sim_bench(*, episodes: int = 20, repeats: int = 5, workers: int = 2, gen_episodes: int = 100,
-                  tasks: str = "all", log: Callable[[str], None] = print) -> dict:
+                  tasks: str = "all", log: Callable[[str], None] = print,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
     from a2g_core.sim import MODES, RESOLUTIONS, TASKS
     task_list = list(TASKS) if tasks == "all" else tasks.split(",")
     report: dict = {"speed": []}
@@ -111,7 +115,7 @@ def run_sim_bench(*, episodes: int = 20, repeats: int = 5, workers: int = 2, gen
         log(f"\ngen-data: {g['episodes']} episodes of {g['task']} ({g['steps']} steps) with {g['workers']} workers "
             f"in {g['seconds']:.1f} s ({g['steps_per_s']:.0f} steps/s)\n")
     if episodes:
-        rows = expert_success(task_list, MODES, episodes, workers)
+        rows = expert_success(task_list, MODES, episodes, workers, progress=progress)
         report["expert"] = rows
         log("| task | mode | expert success | 95% interval | mean steps | failed seeds |")
         log("|---|---|---|---|---|---|")
