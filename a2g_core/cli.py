@@ -135,22 +135,29 @@ def cmd_eval(args) -> int:
     from tqdm import tqdm
 
     from a2g_core.eval.policy_eval import evaluate
+    from a2g_core.sim import MODES, TASKS
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
-    bar = tqdm(total=args.episodes, desc=f"{args.task}/{args.mode}", unit="ep")
-    wins = [0]
+    cells = [(t, m) for t in _split(args.task, TASKS, "task") for m in _split(args.mode, MODES, "mode")]
+    reports = []
+    for task, mode in cells:
+        bar = tqdm(total=args.episodes, desc=f"{task}/{mode}", unit="ep")
+        wins = [0]
 
-    def progress(done, total, r):
-        wins[0] += r["success"]
-        bar.set_postfix_str(f"success {wins[0]}/{done}")
-        bar.update(1)
+        def progress(done, total, r):
+            wins[0] += r["success"]
+            bar.set_postfix_str(f"success {wins[0]}/{done}")
+            bar.update(1)
 
-    rep = evaluate(args.policy, task=args.task, mode=args.mode, episodes=args.episodes, workers=args.workers,
-                   seed_start=args.seed_start, words=words, progress=progress)
-    bar.close()
-    print(f"{args.task}/{args.mode}: success {rep['success']:.2f} ({round(rep['success'] * rep['episodes'])}/"
-          f"{rep['episodes']}), 95% interval {rep['ci95'][0]:.2f}–{rep['ci95'][1]:.2f}, "
-          f"mean steps {rep['mean_steps']:.0f}")
-    _write_json(args.json, rep)
+        rep = evaluate(args.policy, task=task, mode=mode, episodes=args.episodes, workers=args.workers,
+                       seed_start=args.seed_start, words=words, progress=progress)
+        bar.close()
+        reports.append(rep)
+    print("| task | mode | success | 95% interval | episodes | mean steps |")
+    print("|---|---|---|---|---|---|")
+    for r in reports:
+        print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
+              f"{r['episodes']} | {r['mean_steps']:.0f} |")
+    _write_json(args.json, {"policy": str(args.policy), "cells": reports})
     return 0
 
 
@@ -257,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "seed is the final frame of the scripted expert on that seed. Prints the success "
                                    "rate with a 95% Wilson interval.")
     e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
-    e.add_argument("--task", required=True)
-    e.add_argument("--mode", default="easy")
-    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--task", required=True, help="task, comma-separated tasks, or 'all'")
+    e.add_argument("--mode", default="easy", help="easy, hard, or all")
+    e.add_argument("--episodes", type=int, default=20, help="episodes per task and mode (default 20)")
     e.add_argument("--workers", type=int, default=1)
     e.add_argument("--seed-start", type=int, default=10_000, help="first seed (default 10000, unseen in training)")
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
