@@ -46,6 +46,8 @@ checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about a
 	cat $(RUNS)/vae/log.jsonl > assets/checkpoints/tiny/train_log_vae.jsonl
 	cat $(RUNS)/stage1/log.jsonl > assets/checkpoints/tiny/train_log_stage1.jsonl
 	cat $(RUNS)/stage2/log.jsonl > assets/checkpoints/tiny/train_log_stage2.jsonl
+	$(BIN)/python -m a2g_core plot-log --log VAE=$(RUNS)/vae/log.jsonl --log "stage 1=$(RUNS)/stage1/log.jsonl" \
+		--log "stage 2=$(RUNS)/stage2/log.jsonl" --out assets/checkpoints/tiny/training.png
 
 clean:  ## remove caches (keeps .venv and sessions/)
 	rm -rf .cache .pytest_cache

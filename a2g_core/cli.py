@@ -161,6 +161,18 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_plot_log(args) -> int:
+    from a2g_core.eval.pictures import plot_losses
+    logs = {}
+    for item in args.log:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).exists():
+            raise ValueError(f"--log takes NAME=PATH to an existing log.jsonl; got {item!r}.")
+        logs[name] = path
+    print(f"wrote {plot_losses(logs, args.out)}")
+    return 0
+
+
 def cmd_cache_latents(args) -> int:
     from a2g_core.data.episodes import EpisodeStore
     from a2g_core.data.latents import build_latent_cache
@@ -272,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
     e.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("plot-log", help="loss curves of training runs as a PNG",
+                        description="Draw the loss columns of one or more log.jsonl files, one panel per run.")
+    pl.add_argument("--log", action="append", required=True, help="NAME=PATH of a log.jsonl (repeatable)")
+    pl.add_argument("--out", required=True, help="PNG to write")
+    pl.set_defaults(func=cmd_plot_log)
 
     c = sub.add_parser("cache-latents", help="encode a dataset's frames once with a VAE",
                        description="Encode every frame of every episode with the VAE into DATA/latents/<vae id>/ "

@@ -5,7 +5,7 @@ import pytest
 
 from a2g_core.cli import build_parser, main
 
-COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model"]
+COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model", "plot-log"]
 
 
 def test_help_lists_every_command():
@@ -34,3 +34,12 @@ def test_gen_data_and_goal(tmp_path, capsys):
     assert "wrote 1 episodes" in capsys.readouterr().out
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0
     assert (tmp_path / "g" / "goal_head.png").exists() and (tmp_path / "g" / "goal_wrist.png").exists()
+
+
+def test_plot_log(tmp_path, capsys):
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(f'{{"step": {i}, "loss": {1 / i}, "loss_action": {2 / i}}}' for i in range(1, 20)))
+    assert main(["plot-log", "--log", f"run={log}", "--out", str(tmp_path / "p.png")]) == 0
+    from PIL import Image
+    assert Image.open(tmp_path / "p.png").size == (900, 300)
+    assert main(["plot-log", "--log", str(log), "--out", str(tmp_path / "q.png")]) == 2

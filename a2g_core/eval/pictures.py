@@ -31,3 +31,36 @@ def sim_strip(out: str | Path, *, mode: str = "easy", seed: int = 0, resolution:
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(out)
     return out
+
+
+def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, height: int = 300) -> Path:
+    """Loss curves from ``log.jsonl`` files, one panel per run (a smoothed line per loss key)."""
+    import json
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    panels = []
+    for title, path in logs.items():
+        rows = [json.loads(s) for s in Path(path).read_text().splitlines() if s.strip()]
+        keys = [k for k in rows[0] if k.startswith("loss")]
+        img = Image.new("RGB", (width, height), "white")
+        d = ImageDraw.Draw(img)
+        x0, y0, x1, y1 = 60, 30, width - 20, height - 30
+        steps = np.array([r["step"] for r in rows], float)
+        series = {k: np.array([r[k] for r in rows], float) for k in keys}
+        hi = max(float(np.nanmax(v)) for v in series.values()) * 1.05
+        d.rectangle([x0, y0, x1, y1], outline="black")
+        d.text((x0, 8), f"{title}: loss vs step (last {rows[-1]['step']})", fill="black")
+        for frac in (0, 0.5, 1):
+            y = y1 - frac * (y1 - y0)
+            d.text((6, y - 6), f"{frac * hi:.2f}", fill="gray")
+        d.text((x1 - 40, y1 + 8), f"{int(steps[-1])}", fill="gray")
+        for i, (k, v) in enumerate(series.items()):
+            smooth = np.convolve(v, np.ones(5) / 5, mode="valid") if len(v) > 5 else v
+            xs = x0 + (steps[len(steps) - len(smooth):] / steps[-1]) * (x1 - x0)
+            ys = y1 - smooth / hi * (y1 - y0)
+            d.line(list(zip(xs, ys)), fill=colors[i % 4], width=2)
+            d.text((x1 - 150, y0 + 6 + 14 * i), k, fill=colors[i % 4])
+        panels.append(np.asarray(img))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(panels, axis=0)).save(out)
+    return out
