@@ -132,26 +132,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from tqdm import tqdm
-
-    from a2g_core.eval.policy_eval import evaluate
+    from a2g_core.eval.policy_eval import evaluate_cells
     from a2g_core.sim import MODES, TASKS
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
     cells = [(t, m) for t in _split(args.task, TASKS, "task") for m in _split(args.mode, MODES, "mode")]
-    reports = []
-    for task, mode in cells:
-        bar = tqdm(total=args.episodes, desc=f"{task}/{mode}", unit="ep")
-        wins = [0]
+    bar, progress = _bar("eval episodes", "ep")
+    wins = [0]
 
-        def progress(done, total, r):
-            wins[0] += r["success"]
-            bar.set_postfix_str(f"success {wins[0]}/{done}")
-            bar.update(1)
+    def on_episode(done, total, r):
+        wins[0] += r["success"]
+        progress(done, total, {})
+        bar.set_postfix_str(f"{r['task']}/{r['mode']} seed {r['seed']} {'ok' if r['success'] else 'fail'}; "
+                            f"success {wins[0]}/{done}")
 
-        rep = evaluate(args.policy, task=task, mode=mode, episodes=args.episodes, workers=args.workers,
-                       seed_start=args.seed_start, words=words, progress=progress)
-        bar.close()
-        reports.append(rep)
+    reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
+                             seed_start=args.seed_start, words=words, progress=on_episode)
+    bar.close()
     print("| task | mode | success | 95% interval | episodes | mean steps |")
     print("|---|---|---|---|---|---|")
     for r in reports:

@@ -11,7 +11,7 @@ from a2g_core.data.episodes import discard_partial, episode_name, init_dataset, 
 _ENVS: dict = {}
 
 
-def _worker_init() -> None:
+def worker_init() -> None:
     os.environ["LP_NUM_THREADS"] = "0"        # one render thread per worker: workers scale across cores
 
 
@@ -87,5 +87,5 @@ def run_jobs(jobs: list[tuple], workers: int):
         yield from map(_run_one, jobs)
         return
     ctx = mp.get_context("spawn")            # a fresh interpreter per worker: no inherited GL state
-    with ctx.Pool(workers, initializer=_worker_init) as pool:
+    with ctx.Pool(workers, initializer=worker_init) as pool:
         yield from pool.imap_unordered(_run_one, jobs, chunksize=1)

@@ -6,7 +6,6 @@ the scene the policy starts from is exactly the one the goal image was made in.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from typing import Callable
 
 import numpy as np
@@ -53,7 +52,7 @@ def _episode_job(job) -> dict:
         _POLICY[key] = make_env(task, mode, res, words=list(words) if words else None)
     goal, ok = expert_goal(task, mode, seed, res, words)
     out = run_episode(policy, _POLICY[key], seed, goal)
-    out["expert_success"] = ok
+    out.update(task=task, mode=mode, expert_success=ok)
     out["info"] = {k: v for k, v in _POLICY[key].scene.public.items()}
     return out
 
@@ -61,32 +60,47 @@ def _episode_job(job) -> dict:
 def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1,
              seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
              progress: Callable[[int, int, dict], None] | None = None) -> dict:
+    """One task and mode; see ``evaluate_cells``."""
+    return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers,
+                          seed_start=seed_start, words=words, progress=progress)[0]
+
+
+def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1,
+                   seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
+                   progress: Callable[[int, int, dict], None] | None = None) -> list[dict]:
+    """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool."""
     from a2g_core.sim import MODES, TASKS
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; choose from: {', '.join(TASKS)}.")
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose easy or hard.")
+    for task, mode in cells:
+        if task not in TASKS:
+            raise ValueError(f"Unknown task {task!r}; choose from: {', '.join(TASKS)}.")
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode {mode!r}; choose easy or hard.")
+        if words:
+            TASKS[task].validate_words(words)
     if episodes < 1 or workers < 1:
         raise ValueError("--episodes and --workers must be at least 1.")
-    if words:
-        TASKS[task].validate_words(words)
     load_policy(policy_path)           # fail here, in one sentence, if the checkpoint is bad
     jobs = [(str(policy_path), task, mode, s, tuple(words) if words else None)
-            for s in range(seed_start, seed_start + episodes)]
-    results = []
+            for task, mode in cells for s in range(seed_start, seed_start + episodes)]
+    results: dict[tuple, list] = {cell: [] for cell in cells}
     if workers == 1:
-        it = map(_episode_job, jobs)
+        it, pool = map(_episode_job, jobs), None
     else:
-        pool = mp.get_context("spawn").Pool(workers, initializer=os.environ.__setitem__, initargs=("LP_NUM_THREADS", "0"))
+        from a2g_core.data.generate import worker_init
+        pool = mp.get_context("spawn").Pool(workers, initializer=worker_init)
         it = pool.imap_unordered(_episode_job, jobs)
-    for r in it:
-        results.append(r)
+    for done, r in enumerate(it, 1):
+        results[(r["task"], r["mode"])].append(r)
         if progress:
-            progress(len(results), len(jobs), r)
-    if workers > 1:
+            progress(done, len(jobs), r)
+    if pool is not None:
         pool.close()
         pool.join()
-    k = sum(r["success"] for r in results)
-    lo, hi = wilson(k, len(results))
-    return {"task": task, "mode": mode, "episodes": len(results), "success": k / len(results), "ci95": [lo, hi],
-            "mean_steps": float(np.mean([r["steps"] for r in results])), "results": sorted(results, key=lambda r: r["seed"])}
+    reports = []
+    for (task, mode), rs in results.items():
+        k = sum(r["success"] for r in rs)
+        lo, hi = wilson(k, len(rs))
+        reports.append({"task": task, "mode": mode, "episodes": len(rs), "success": k / len(rs), "ci95": [lo, hi],
+                        "mean_steps": float(np.mean([r["steps"] for r in rs])),
+                        "results": sorted(rs, key=lambda r: r["seed"])})
+    return reports

@@ -75,7 +75,7 @@ def test_bad_training_inputs(tmp_path, run):
 
 def test_eval_reports_success_with_an_interval(run):
     from a2g_core.eval.policy_eval import evaluate
-    rep = evaluate(run / "s2" / "final", task="place_empty_cup", mode="easy", episodes=2, seed_start=50)
+    rep = evaluate(run / "s2" / "final", task="place_empty_cup", mode="easy", episodes=2, seed_start=50, workers=2)
     assert rep["episodes"] == 2 and 0 <= rep["ci95"][0] <= rep["success"] <= rep["ci95"][1] <= 1
     assert [r["seed"] for r in rep["results"]] == [50, 51] and all(r["expert_success"] for r in rep["results"])
     with pytest.raises(ValueError, match="Unknown task"):
