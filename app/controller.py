@@ -1,12 +1,14 @@
 """The lab's thin controller: UI callbacks call these methods, these call ``a2g_core``.
 
-Each browser session has its own simulator (keyed by a small id kept in ``gr.State``); a lock per
-session keeps two clicks from stepping the same sim at once.
+Each browser session has its own simulator (keyed by a small id kept in ``gr.State``). All of a
+simulator's work runs on one thread of its own: MuJoCo's EGL context stays current on the thread
+that created it (another thread gets EGL_BAD_ACCESS), and one thread also serialises two clicks.
 """
 from __future__ import annotations
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +35,11 @@ class SimSession:
     obs: dict | None = None
     info: dict = field(default_factory=dict)
     plan: object = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sim"))
+
+    def run(self, fn, *args):
+        """Run ``fn`` on this session's simulator thread and wait for it."""
+        return self.thread.submit(fn, *args).result()
 
 
 class LabController:
@@ -68,7 +74,8 @@ class LabController:
         if seed < 0:
             raise LabError("The seed must be zero or positive.")
         s = self._session(sid)
-        with s.lock:
+
+        def reset():
             if s.env is None or s.env.task.name != task or s.env.mode != mode:
                 if s.env is not None:
                     s.env.close()
@@ -77,11 +84,13 @@ class LabController:
             s.obs, s.info = s.env.reset(seed=seed)
             s.plan = None
             return self._view(s)
+        return s.run(reset)
 
     def sim_step_expert(self, sid: str, steps: int = 10) -> dict:
         """Advance the scripted expert ``steps`` control steps (a demonstration, not the policy)."""
         s = self._session(sid)
-        with s.lock:
+
+        def step():
             if s.env is None:
                 raise LabError("Reset the simulator first.")
             if s.plan is None:
@@ -92,6 +101,7 @@ class LabController:
                     break
                 s.obs, _, _, _, s.info = s.env.step(a)
             return self._view(s)
+        return s.run(step)
 
     def goal(self, task: str, mode: str, seed) -> dict:
         goal, ok = expert_goal(task, mode, int(seed), self.resolution)
@@ -109,5 +119,6 @@ class LabController:
         with self._guard:
             for s in self._sessions.values():
                 if s.env is not None:
-                    s.env.close()
+                    s.run(s.env.close)
+                s.thread.shutdown()
             self._sessions.clear()

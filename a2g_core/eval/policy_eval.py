@@ -14,7 +14,7 @@ from a2g_core.eval.sim_bench import wilson
 
 EVAL_SEED_START = 10_000       # far from the training seeds (gen-data starts at 0)
 
-_POLICY = {}
+_WORKER_CACHE: dict = {}     # per worker process: loaded policies and envs
 
 
 def load_policy(path):
@@ -43,17 +43,17 @@ def _episode_job(job) -> dict:
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
     from a2g_core.sim.rollout import expert_goal
-    if path not in _POLICY:
-        _POLICY[path] = load_policy(path)
-    policy = _POLICY[path]
+    if path not in _WORKER_CACHE:
+        _WORKER_CACHE[path] = load_policy(path)
+    policy = _WORKER_CACHE[path]
     res = policy.config.resolution
     key = ("env", task, mode, words)
-    if key not in _POLICY:
-        _POLICY[key] = make_env(task, mode, res, words=list(words) if words else None)
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE[key] = make_env(task, mode, res, words=list(words) if words else None)
     goal, ok = expert_goal(task, mode, seed, res, words)
-    out = run_episode(policy, _POLICY[key], seed, goal)
+    out = run_episode(policy, _WORKER_CACHE[key], seed, goal)
     out.update(task=task, mode=mode, expert_success=ok)
-    out["info"] = {k: v for k, v in _POLICY[key].scene.public.items()}
+    out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
 
 

@@ -37,9 +37,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def speed(resolution: int = 96, steps: int = 200, repeats: int = 5, task: str = "place_empty_cup") -> dict:
-    import mujoco
-
-    from a2g_core.sim import VIEWS, make_env
+    from a2g_core.sim import VIEWS, make_env    # first: it selects the EGL backend for mujoco
+    import mujoco  # noqa: I001
     env = make_env(task, "easy", resolution)
     env.reset(seed=0)
     plan = [env.task.home() + np.array([0.1 * np.sin(i / 10), 0.1 * np.cos(i / 13), -0.05, 0.3, 0]) for i in range(steps)]

@@ -4,10 +4,14 @@
 """
 from __future__ import annotations
 
-import gymnasium as gym
+import os
 
-from a2g_core.sim.env import ACTION_DIM, RESOLUTIONS, STATE_DIM, VIEWS, TabletopEnv
-from a2g_core.sim.tasks import MODES, TASKS
+os.environ.setdefault("MUJOCO_GL", "egl")      # before mujoco is first imported: CPU EGL, no display
+
+import gymnasium as gym  # noqa: E402
+
+from a2g_core.sim.env import ACTION_DIM, RESOLUTIONS, STATE_DIM, VIEWS, TabletopEnv  # noqa: E402
+from a2g_core.sim.tasks import MODES, TASKS  # noqa: E402
 
 ENV_IDS = {name: "Act2Goal/" + "".join(p.capitalize() for p in name.split("_")) + "-v0" for name in TASKS}
 

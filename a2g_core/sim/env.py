@@ -7,10 +7,6 @@ on simulator state; ``info["action"]`` is the action after clipping to the works
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")          # before mujoco is imported: CPU EGL, no display
-
 from collections import OrderedDict
 from typing import Any
 

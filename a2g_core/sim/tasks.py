@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from a2g_core.sim import font
@@ -461,7 +462,6 @@ class Writing(Task):
         return na > 1e-6 and nb > 1e-6 and abs(a[0] * b[1] - a[1] * b[0]) < 0.02 * na * nb and a @ b > 0
 
     def decorate(self, env, scn):
-        import mujoco
         z = self.BOARD_TOP + 0.0006
         zero, eye, ink = np.zeros(3), np.eye(3).ravel(), np.array([0.08, 0.1, 0.45, 1], np.float32)
         for x0, y0, x1, y1 in env.ink:
