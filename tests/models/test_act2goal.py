@@ -137,3 +137,21 @@ def test_dp_gc_baseline_has_no_world_model():
     assert parts["loss_video"] == 0 and torch.isfinite(loss)
     with pytest.raises(ValueError, match="cannot imagine"):
         p.imagine(*make_obs())
+
+
+def test_goal_is_encoded_once_per_goal(policy, monkeypatch):
+    obs, goal = make_obs()
+    policy.eval()
+    calls = []
+    encode = policy.vae.encode
+    monkeypatch.setattr(policy.vae, "encode", lambda x: calls.append(x.shape) or encode(x))
+    policy.reset(seed=2)
+    first = policy.predict_action_chunk(obs, goal)
+    policy.predict_action_chunk(obs, goal)
+    assert len(calls) == 3                                  # obs, goal, obs: the goal came from the cache
+    policy._goal_cache = None
+    policy.reset(seed=2)
+    torch.testing.assert_close(policy.predict_action_chunk(obs, goal), first, rtol=0, atol=0)
+    _, other = make_obs(seed=5)
+    policy.predict_action_chunk(obs, other)
+    assert len(calls) == 7                                  # obs+goal after the clear, then obs + a new goal

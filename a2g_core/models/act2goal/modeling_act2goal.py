@@ -9,6 +9,8 @@ block i cross-attends to the world model's block-i hidden states.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -174,6 +176,7 @@ class Act2GoalPolicy(nn.Module):
         self.stage = 1
         self._queue: list[np.ndarray] = []
         self._generator = torch.Generator().manual_seed(0)
+        self._goal_cache: tuple[bytes, torch.Tensor] | None = None   # the goal stays put across chunks
 
     # ------------------------------------------------------------------ normalisation
     def set_normalization(self, states: np.ndarray, actions: np.ndarray) -> None:
@@ -237,8 +240,19 @@ class Act2GoalPolicy(nn.Module):
             frames.append(img)
         return self.vae.encode(torch.stack(frames, dim=1))        # (B, V, C, h, w)
 
+    def _encode_goal(self, goal: dict) -> torch.Tensor:
+        """Goal latents, encoded once per distinct goal (a digest of its pixels is the key)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for v in self.config.views:
+            if v in goal:
+                digest.update(v.encode() + np.ascontiguousarray(goal[v]).tobytes())
+        key = digest.digest()
+        if self._goal_cache is None or self._goal_cache[0] != key:
+            self._goal_cache = (key, self._encode(goal))
+        return self._goal_cache[1]
+
     def _inputs(self, obs: dict, goal: dict, K: int | None):
-        obs_lat, goal_lat = self._encode(obs["images"]), self._encode(goal)
+        obs_lat, goal_lat = self._encode(obs["images"]), self._encode_goal(goal)
         state = torch.as_tensor(np.asarray(obs["state"]), dtype=torch.float32)
         state = state[None] if state.dim() == 1 else state
         b = obs_lat.shape[0]
