@@ -35,9 +35,9 @@ class MSTHWindows:
         items = [self.window(int(e), int(rng.integers(0, self.lengths[e]))) for e in eps]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
-    def window(self, e: int, t: int, goal_step: int | None = None) -> dict[str, np.ndarray]:
-        """The window at step ``t`` of episode ``e``; the goal is frame ``goal_step`` (default: the last)."""
-        length = int(self.lengths[e]) if goal_step is None else int(goal_step)
+    def window(self, e: int, t: int) -> dict[str, np.ndarray]:
+        """The window at step ``t`` of episode ``e``; the goal is the episode's last frame."""
+        length = int(self.lengths[e])
         idx = msth.episode_indices(self.cfg, t, length)
         lat = self.latents[e]
         return {

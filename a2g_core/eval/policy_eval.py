@@ -22,16 +22,13 @@ def load_policy(path):
     return Act2GoalPolicy.from_pretrained(path)
 
 
-def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None,
-                on_step: Callable[[dict, dict], None] | None = None) -> dict:
+def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None) -> dict:
     """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit."""
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed)
     limit = max_steps or env.max_steps
     for step in range(limit):
         obs, _, terminated, truncated, info = env.step(policy.select_action(obs, goal))
-        if on_step:
-            on_step(obs, info)
         if info["is_success"] or terminated or truncated:
             break
     return {"seed": seed, "success": bool(info["is_success"]), "steps": step + 1}

@@ -7,7 +7,7 @@ Render settings follow DESIGN.md (no shadows, coarse tessellation, offscreen buf
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,11 +64,10 @@ class Body:
     name: str
     geoms: list[Geom]
     free: bool = True
-    sites: list[str] = field(default_factory=list)
 
     def xml(self) -> str:
         joint = f'<freejoint name="{self.name}"/>' if self.free else ""
-        inner = "".join(g.xml() for g in self.geoms) + "".join(self.sites)
+        inner = "".join(g.xml() for g in self.geoms)
         return f'<body name="{self.name}" pos="0 0 -1">{joint}{inner}</body>'
 
 
