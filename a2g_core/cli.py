@@ -75,20 +75,17 @@ def cmd_sim_strip(args) -> int:
 def cmd_goal(args) -> int:
     from PIL import Image
 
-    from a2g_core.sim import make_env
-    from a2g_core.sim.rollout import run_expert
-    env = make_env(args.task, args.mode, args.resolution, words=args.word)
-    ep = run_expert(env, args.seed)
-    env.close()
-    if not ep.success:
+    from a2g_core.sim.rollout import expert_goal
+    goal, ok = expert_goal(args.task, args.mode, args.seed, args.resolution, (args.word,) if args.word else None)
+    if not ok:
         print(f"The expert failed on {args.task}/{args.mode} seed {args.seed}; no goal written. Try another seed.",
               file=sys.stderr)
         return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for view, img in ep.goal.items():
+    for view, img in goal.items():
         Image.fromarray(img).save(out / f"goal_{view}.png")
-    print(f"wrote {', '.join(str(out / f'goal_{v}.png') for v in ep.goal)} ({len(ep)} expert steps)")
+    print(f"wrote {', '.join(str(out / f'goal_{v}.png') for v in goal)}")
     return 0
 
 

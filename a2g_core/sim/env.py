@@ -74,6 +74,7 @@ class TabletopEnv(gym.Env):
                 self._compiled.popitem(last=False)[1][2].close()
         self._compiled.move_to_end(xml)
         self.model, self.data, self.renderer, defaults = self._compiled[xml]
+        self._arm_qpos = [self.model.joint(j).qposadr[0] for j in ("x", "y", "z", "yaw", "finger_l")]
         for k, v in defaults.items():
             getattr(self.model, k)[:] = v
 
@@ -166,11 +167,8 @@ class TabletopEnv(gym.Env):
 
     def proprio(self) -> np.ndarray:
         """[x, y, z, yaw, grip]: end-effector pose and how closed the gripper is (0 open, 1 closed)."""
-        q = self.data.qpos
-        m = self.model
-        pose = [q[m.joint(j).qposadr[0]] for j in ("x", "y", "z", "yaw")]
-        grip = 1.0 - q[m.joint("finger_l").qposadr[0]] / S.FINGER_MAX
-        return np.array([*pose, grip], dtype=np.float32)
+        x, y, z, yaw, finger = self.data.qpos[self._arm_qpos]
+        return np.array([x, y, z, yaw, 1.0 - finger / S.FINGER_MAX], dtype=np.float32)
 
     def body_pos(self, name: str) -> np.ndarray:
         return self.data.body(name).xpos.copy()

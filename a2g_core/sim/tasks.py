@@ -6,6 +6,7 @@ table colour, camera pose and pixel noise: RoboTwin 2.0's clean vs randomized sp
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -419,13 +420,14 @@ class Writing(Task):
         ij = np.floor((pts - env.scene.params["center"] + (0.28, 0.09)) / self.CELL).astype(int)
         return np.clip(ij[:, 0], 0, 279), np.clip(ij[:, 1], 0, 89)
 
+    @functools.cached_property
     def _disk(self) -> np.ndarray:
         r = int(np.ceil(self.TOL / self.CELL))
         o = np.arange(-r, r + 1)
         return np.argwhere(np.hypot(*np.meshgrid(o, o, indexing="ij")) * self.CELL < self.TOL) - r
 
     def _stamp(self, grid: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
-        d = self._disk()
+        d = self._disk
         grid[np.clip(i[:, None] + d[None, :, 0], 0, 279), np.clip(j[:, None] + d[None, :, 1], 0, 89)] = True
 
     def on_reset(self, env):
