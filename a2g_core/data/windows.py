@@ -27,8 +27,8 @@ class MSTHWindows:
         self.actions = [a for _, a in low]
         self.lengths = np.array([e.length for e in store])
 
-    def all_states_actions(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.concatenate(self.states), np.concatenate(self.actions)
+    def all_states(self) -> np.ndarray:
+        return np.concatenate(self.states)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         eps = rng.integers(0, len(self.lengths), batch_size)

@@ -92,7 +92,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views)
     if init is None:
-        policy.set_normalization(*windows.all_states_actions())
+        chunks = windows.sample(np.random.default_rng(0), 4096)
+        policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy())
     policy.stage = stage
     policy.train()
     policy.vae.eval()

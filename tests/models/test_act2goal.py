@@ -79,7 +79,7 @@ def test_imagine(policy):
 
 
 def test_save_load_is_exact(policy, tmp_path):
-    policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 5) * 2)
+    policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 18, 5) * 2, np.random.rand(50, 5))
     policy.save_pretrained(tmp_path / "p")
     for sub in ("world_model", "action_expert", "vae"):
         assert {f.name for f in (tmp_path / "p" / sub).iterdir()} == {"config.json", "model.safetensors"}
@@ -92,6 +92,21 @@ def test_save_load_is_exact(policy, tmp_path):
     loaded.reset(seed=1)
     torch.testing.assert_close(policy.predict_action_chunk(obs, goal), loaded.predict_action_chunk(obs, goal),
                                rtol=0, atol=0)
+
+
+def test_relative_actions_round_trip(policy):
+    """Env actions → the expert's state-relative normalised form → back is the identity; the
+    gripper (not a relative dim) ignores the state."""
+    policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5))
+    actions, state = torch.rand(3, 18, 5), torch.rand(3, 5)
+    torch.testing.assert_close(policy._from_model(policy._to_model(actions, state), state), actions)
+    moved = state.clone()
+    moved[:, 0] += 0.5                           # x is relative: the same model output lands 0.5 further
+    moved[:, 4] += 0.5                           # the gripper is absolute: unchanged
+    x = policy._to_model(actions, state)
+    delta = policy._from_model(x, moved) - actions
+    torch.testing.assert_close(delta[..., 0], torch.full_like(delta[..., 0], 0.5))
+    torch.testing.assert_close(delta[..., 4], torch.zeros_like(delta[..., 4]))
 
 
 def test_bad_inputs(policy, tmp_path):

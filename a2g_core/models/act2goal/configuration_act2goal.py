@@ -14,6 +14,10 @@ class Act2GoalConfig(ConfigBase):
     resolution: int = 64
     state_dim: int = 5
     action_dim: int = 5
+    # action dims predicted relative to the same dim of the current state (the end-effector pose);
+    # the others (the gripper) are absolute. Small offsets from "here" are far easier to learn
+    # precisely than absolute poses (measured: see the README, "Relative actions").
+    relative_dims: tuple = (0, 1, 2, 3)
     # latents (from the VAE) and patching
     latent_channels: int = 8
     latent_size: int = 8
@@ -46,6 +50,8 @@ class Act2GoalConfig(ConfigBase):
             raise ValueError(f"latent_size {self.latent_size} must be divisible by patch_size {self.patch_size}.")
         if self.wm_dim % self.wm_heads or self.expert_dim % self.expert_heads:
             raise ValueError("Model widths must be divisible by their number of attention heads.")
+        if any(not 0 <= d < min(self.state_dim, self.action_dim) for d in self.relative_dims):
+            raise ValueError(f"relative_dims {self.relative_dims} must index both the state and the action.")
         if self.layers < 1:
             raise ValueError("The models need at least one block.")
         self.msth                        # validates P, r, M, E

@@ -179,19 +179,34 @@ class Act2GoalPolicy(nn.Module):
         self._goal_cache: tuple[bytes, torch.Tensor] | None = None   # the goal stays put across chunks
 
     # ------------------------------------------------------------------ normalisation
-    def set_normalization(self, states: np.ndarray, actions: np.ndarray) -> None:
+    def set_normalization(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray) -> None:
+        """Statistics of the states (N, S) and of the action chunks (N, H, A) in the model's
+        (state-relative) form; ``chunk_states`` (N, S) is the state each chunk starts from."""
         e = self.expert
+        rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
+        rel = rel.reshape(-1, rel.shape[-1])
         e.state_mean.copy_(torch.as_tensor(states.mean(0))); e.state_std.copy_(torch.as_tensor(states.std(0) + 1e-3))
-        e.action_mean.copy_(torch.as_tensor(actions.mean(0))); e.action_std.copy_(torch.as_tensor(actions.std(0) + 1e-3))
+        e.action_mean.copy_(rel.mean(0)); e.action_std.copy_(rel.std(0) + 1e-3)
+
+    def _state_offset(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, 1, A): the state's value on the relative dims, zero elsewhere."""
+        off = state.new_zeros(state.shape[0], 1, self.config.action_dim)
+        dims = list(self.config.relative_dims)
+        off[:, 0, dims] = state[:, dims]
+        return off
+
+    def _relative(self, actions, state):
+        return actions - self._state_offset(state)
 
     def _norm_state(self, x):
         return (x - self.expert.state_mean) / self.expert.state_std
 
-    def _norm_action(self, x):
-        return (x - self.expert.action_mean) / self.expert.action_std
+    def _to_model(self, actions, state):
+        """Env actions (B, H, A) → the normalised, state-relative actions the expert models."""
+        return (self._relative(actions, state) - self.expert.action_mean) / self.expert.action_std
 
-    def _denorm_action(self, x):
-        return x * self.expert.action_std + self.expert.action_mean
+    def _from_model(self, x, state):
+        return x * self.expert.action_std + self.expert.action_mean + self._state_offset(state)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -209,7 +224,7 @@ class Act2GoalPolicy(nn.Module):
             s = torch.ones(b, device=x0.device)
         v_pred, hidden = self.world_model(batch["obs_latents"], batch["goal_latents"],
                                           interpolate(x0, noise, s), s, batch["frame_offsets"][:, :f])
-        a0 = self._norm_action(batch["actions"])
+        a0 = self._to_model(batch["actions"], batch["state"])
         a_noise = torch.randn_like(a0)
         sa = sample_t(b, device=a0.device)
         u = self.expert(interpolate(a0, a_noise, sa), self._norm_state(batch["state"]), sa,
@@ -276,7 +291,7 @@ class Act2GoalPolicy(nn.Module):
         st = self._norm_state(state)
         a = euler_integrate(lambda x, s: self.expert(x, st, s, a_off, hidden),
                             self._noise((b, a_off.shape[1], self.config.action_dim)), self.config.action_steps)
-        a = self._denorm_action(a)
+        a = self._from_model(a, state)
         p = self.config.msth.P
         return {"proximal": a[:, :p], "distal": a[:, p:], "offsets": a_off[0].numpy()}
 
