@@ -154,6 +154,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_improve(args) -> int:
+    from a2g_core.store import open_db
+    from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round
+    if args.rounds < 1:
+        raise ValueError("--rounds must be at least 1.")
+    cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, buffer_threshold=args.buffer,
+                        max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
+                        rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
+                        workers=args.workers)
+    if not (Path(args.policy) / "policy.json").exists():
+        raise ValueError(f"{args.policy} is not a policy folder (no policy.json).")
+    engine = open_db(args.db)
+    say = lambda msg: print(f"  {msg}", flush=True)
+    rows = []
+    if cfg.eval_episodes:
+        base = baseline_success(engine, args.policy, args.run, cfg)
+        print(f"round 0 (no adapter): success {base['success']:.2f} over {base['episodes']} episodes", flush=True)
+        rows.append((0, base["success"], "", ""))
+    for _ in range(args.rounds):
+        r = improvement_round(engine, args.policy, args.run, cfg, progress=say)
+        m, t = r.metrics, r.timings
+        times = ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
+        print(f"round {r.number}: success {m.get('success', float('nan')):.2f}, {m['transitions']} transitions "
+              f"from {m['rollouts']} rollouts; {times}; adapter {r.adapter}", flush=True)
+        rows.append((r.number, m.get("success", float("nan")), m["transitions"], times))
+    print("| round | success | transitions | time |\n|---|---|---|---|")
+    for n, s, k, times in rows:
+        print(f"| {n} | {s:.2f} | {k} | {times} |")
+    return 0
+
+
 def cmd_plot_log(args) -> int:
     from a2g_core.eval.pictures import plot_losses
     logs = {}
@@ -277,6 +308,33 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
     e.set_defaults(func=cmd_eval)
+
+    im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",
+                        description="Each round rolls the current policy (base + the run's latest adapter) out in "
+                                    "the simulator until the HER buffer holds --buffer transitions (executed "
+                                    "chunks), relabels every chunk's goal as the observation it reached, trains "
+                                    "only LoRA parameters for --epochs passes, saves RUN/adapters/round_NNN/, "
+                                    "clears the buffer and evaluates. Everything is recorded in the lab database. "
+                                    "Rerunning continues the run from its last finished round.")
+    im.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"),
+                    help="base checkpoint, never modified (default assets/checkpoints/tiny)")
+    im.add_argument("--task", required=True, help="simulator task to roll out on")
+    im.add_argument("--mode", default="hard", help="easy or hard (default hard)")
+    im.add_argument("--run", type=Path, required=True, help="run folder: rollouts/, adapters/, train/")
+    im.add_argument("--rounds", type=int, default=1, help="rounds to run now (default 1)")
+    im.add_argument("--source", default="all", help="rollouts that feed the buffer: all (default), success, failure")
+    im.add_argument("--buffer", type=int, default=20, help="transitions before a round optimises (default 20)")
+    im.add_argument("--max-rollouts", type=int, default=10, help="rollouts per round at most (default 10)")
+    im.add_argument("--no-collect", action="store_true",
+                    help="collect nothing; train on the rollouts already recorded (e.g. from the robot)")
+    im.add_argument("--epochs", type=int, default=10, help="passes over the buffer (default 10)")
+    im.add_argument("--rank", type=int, default=64, help="LoRA rank (default 64)")
+    im.add_argument("--lr", type=float, default=3e-4)
+    im.add_argument("--batch-size", type=int, default=8)
+    im.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per round (default 10; 0 skips)")
+    im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
+    im.add_argument("--db", type=Path, default=Path("sessions/lab.db"), help="lab database (default sessions/lab.db)")
+    im.set_defaults(func=cmd_improve)
 
     pl = sub.add_parser("plot-log", help="loss curves of training runs as a PNG",
                         description="Draw the loss columns of one or more log.jsonl files, one panel per run.")

@@ -65,9 +65,9 @@ def discard_partial(root: Path) -> int:
     return len(stale)
 
 
-def write_episode(root: Path, ep) -> Path:
-    """Write a ``sim.rollout.Episode`` atomically; return its folder."""
-    final = root / episode_name(ep.task, ep.mode, ep.seed)
+def write_episode(root: Path, ep, name: str | None = None) -> Path:
+    """Write a ``sim.rollout.Episode`` atomically (as ``name``, default task-mode-seed); return its folder."""
+    final = root / (name or episode_name(ep.task, ep.mode, ep.seed))
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -28,6 +28,14 @@ def cache_dir(dataset: str | Path, vae_dir: str | Path) -> Path:
 
 
 @torch.no_grad()
+def encode_frames(vae, frames: np.ndarray, *, batch: int = 64) -> np.ndarray:
+    """(T, H, W, 3) uint8 → (T, C, h, w) float32 latents, ``batch`` frames at a time."""
+    out = [vae.encode(torch.from_numpy(np.array(frames[j:j + batch])))
+           for j in range(0, len(frames), batch)]
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
 def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *, batch: int = 64,
                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
@@ -41,10 +49,7 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *, batch: 
         tmp = root / (ep.path.name + ".tmp")
         tmp.mkdir()
         for view in store.views:
-            frames = ep.frames(view)
-            out = [vae.encode(torch.from_numpy(np.ascontiguousarray(frames[j:j + batch])))
-                   for j in range(0, len(frames), batch)]
-            np.save(tmp / f"{view}.npy", torch.cat(out).numpy().astype(np.float16))
+            np.save(tmp / f"{view}.npy", encode_frames(vae, ep.frames(view), batch=batch).astype(np.float16))
         os.replace(tmp, root / ep.path.name)
         if progress:
             progress(i + 1, len(todo))

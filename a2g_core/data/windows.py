@@ -37,15 +37,21 @@ class MSTHWindows:
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
         """The window at step ``t`` of episode ``e``; the goal is the episode's last frame."""
-        length = int(self.lengths[e])
-        idx = msth.episode_indices(self.cfg, t, length)
-        lat = self.latents[e]
-        return {
-            "obs_latents": np.stack([l[t] for l in lat]).astype(np.float32),
-            "goal_latents": np.stack([l[length] for l in lat]).astype(np.float32),
-            "future_latents": np.stack([l[idx["frames"]] for l in lat]).astype(np.float32),
-            "frame_offsets": idx["frame_offsets"].astype(np.int64),
-            "state": self.states[e][t].astype(np.float32),
-            "actions": self.actions[e][idx["actions"]].astype(np.float32),
-            "action_offsets": idx["action_offsets"].astype(np.int64),
-        }
+        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.lengths[e]))
+
+
+def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,
+                t: int, end: int) -> dict[str, np.ndarray]:
+    """A training sample at step ``t`` whose goal is the frame at step ``end``: the MSTH targets
+    (frames, actions) come from the steps between, the last one repeating past ``end``.
+    ``latents`` holds one (T+1, C, h, w) array per view."""
+    idx = msth.episode_indices(cfg, t, end)
+    return {
+        "obs_latents": np.stack([l[t] for l in latents]).astype(np.float32),
+        "goal_latents": np.stack([l[end] for l in latents]).astype(np.float32),
+        "future_latents": np.stack([l[idx["frames"]] for l in latents]).astype(np.float32),
+        "frame_offsets": idx["frame_offsets"].astype(np.int64),
+        "state": states[t].astype(np.float32),
+        "actions": actions[idx["actions"]].astype(np.float32),
+        "action_offsets": idx["action_offsets"].astype(np.int64),
+    }

@@ -17,32 +17,48 @@ EVAL_SEED_START = 10_000       # far from the training seeds (gen-data starts at
 _WORKER_CACHE: dict = {}     # per worker process: loaded policies and envs
 
 
-def load_policy(path):
+def load_policy(path, adapter=None):
     from a2g_core.models.act2goal import Act2GoalPolicy
-    return Act2GoalPolicy.from_pretrained(path)
+    return Act2GoalPolicy.from_pretrained(path, adapter=adapter)
 
 
-def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None) -> dict:
-    """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit."""
+def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None, record: bool = False) -> dict:
+    """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit. With
+    ``record``, ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]``
+    the (t0, t1) step ranges of the executed chunks: the transitions of hindsight replay."""
+    from a2g_core.sim.rollout import Episode
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed)
     limit = max_steps or env.max_steps
+    frames = {v: [f] for v, f in obs["images"].items()} if record else None
+    states, actions = [obs["state"]], []
     for step in range(limit):
         obs, _, terminated, truncated, info = env.step(policy.select_action(obs, goal))
+        if record:
+            for v, f in obs["images"].items():
+                frames[v].append(f)
+            states.append(obs["state"])
+            actions.append(info["action"])
         if info["is_success"] or terminated or truncated:
             break
-    return {"seed": seed, "success": bool(info["is_success"]), "steps": step + 1}
+    out = {"seed": seed, "success": bool(info["is_success"]), "steps": step + 1}
+    if record:
+        e = policy.config.msth_E
+        out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
+                                 np.stack(states), np.stack(actions), out["success"])
+        out["chunks"] = [(t, min(t + e, step + 1)) for t in range(0, step + 1, e)]
+    return out
 
 
 def _episode_job(job) -> dict:
-    path, task, mode, seed, words = job
+    path, adapter, task, mode, seed, words = job
     import torch
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
     from a2g_core.sim.rollout import expert_goal
-    if path not in _WORKER_CACHE:
-        _WORKER_CACHE[path] = load_policy(path)
-    policy = _WORKER_CACHE[path]
+    if (path, adapter) not in _WORKER_CACHE:
+        _WORKER_CACHE[(path, adapter)] = load_policy(path, adapter)
+    policy = _WORKER_CACHE[(path, adapter)]
     res = policy.config.resolution
     key = ("env", task, mode, words)
     if key not in _WORKER_CACHE:
@@ -54,18 +70,19 @@ def _episode_job(job) -> dict:
     return out
 
 
-def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1,
+def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1, adapter=None,
              seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
              progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """One task and mode; see ``evaluate_cells``."""
-    return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers,
+    return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers, adapter=adapter,
                           seed_start=seed_start, words=words, progress=progress)[0]
 
 
-def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1,
+def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1, adapter=None,
                    seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
                    progress: Callable[[int, int, dict], None] | None = None) -> list[dict]:
-    """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool."""
+    """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool.
+    ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's)."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -76,8 +93,9 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
             TASKS[task].validate_words(words)
     if episodes < 1 or workers < 1:
         raise ValueError("--episodes and --workers must be at least 1.")
-    load_policy(policy_path)           # fail here, in one sentence, if the checkpoint is bad
-    jobs = [(str(policy_path), task, mode, s, tuple(words) if words else None)
+    load_policy(policy_path, adapter)  # fail here, in one sentence, if the checkpoint is bad
+    adapter = str(adapter) if adapter else None
+    jobs = [(str(policy_path), adapter, task, mode, s, tuple(words) if words else None)
             for task, mode in cells for s in range(seed_start, seed_start + episodes)]
     results: dict[tuple, list] = {cell: [] for cell in cells}
     if workers == 1:

@@ -340,7 +340,9 @@ class Act2GoalPolicy(nn.Module):
         (d / "policy.json").write_text('{"type": "%s"}\n' % self.name)
 
     @classmethod
-    def from_pretrained(cls, directory) -> "Act2GoalPolicy":
+    def from_pretrained(cls, directory, adapter=None) -> "Act2GoalPolicy":
+        """Load a saved policy; with ``adapter`` (a LoRA folder of an improvement round), its weights
+        are merged in, so the result runs exactly as fast as the base."""
         from pathlib import Path
 
         from a2g_core.models.io import load_network
@@ -352,4 +354,8 @@ class Act2GoalPolicy(nn.Module):
         policy.expert = load_network(ActionExpert, d / "action_expert", config=wm.config)
         if policy.vae is not None:
             policy.vae.requires_grad_(False)
+        if adapter is not None:
+            from a2g_core.models.lora import wrap_with_lora
+            policy = wrap_with_lora(policy, adapter=adapter).merge_and_unload()
+            policy.requires_grad_(False)
         return policy.eval()

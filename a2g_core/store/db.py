@@ -1,0 +1,62 @@
+"""Engine and sessions. SQLite in WAL mode (readers never block the one writer); the schema's
+version is SQLite's ``user_version`` and ``MIGRATIONS`` brings an older file up to date in place."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, create_engine
+
+from a2g_core.store import tables  # noqa: F401  (registers the tables)
+
+DEFAULT_DB = Path("sessions/lab.db")
+
+# version -> SQL statements that bring a database of version-1 to it. Version 1 is the first
+# release, created from the tables; append a step here for every later change to the schema.
+MIGRATIONS: dict[int, list[str]] = {}
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def _on_connect(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def open_db(path: str | Path = DEFAULT_DB) -> Engine:
+    """Open (creating or migrating) the lab database at ``path``; ``":memory:"`` for a throwaway one."""
+    url = "sqlite://" if str(path) == ":memory:" else f"sqlite:///{Path(path)}"
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    event.listen(engine, "connect", _on_connect)
+    with engine.begin() as conn:
+        version = conn.execute(text("PRAGMA user_version")).scalar()
+        has_tables = conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'")).scalar()
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"{path} was written by a newer Act2Goal Lab (schema {version}, this one knows "
+                             f"{SCHEMA_VERSION}); upgrade the lab.")
+        if not has_tables:
+            SQLModel.metadata.create_all(conn)
+        else:
+            for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v]:
+                    conn.execute(text(stmt))
+        conn.execute(text(f"PRAGMA user_version={SCHEMA_VERSION}"))
+    return engine
+
+
+@contextmanager
+def session(engine: Engine):
+    """One session per operation: committed on success, rolled back on any error."""
+    with Session(engine, expire_on_commit=False) as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise

@@ -1,0 +1,175 @@
+"""Reward-free self-improvement (paper §4.5, stage 3): roll out → relabel with the achieved goal →
+optimise LoRA only → evaluate, one round at a time, every fact in the lab database.
+
+A run folder holds ``rollouts/`` (episode store), ``adapters/round_NNN/`` (peft adapters, each
+continuing the previous round's) and ``train/round_NNN/`` (the training loop's log). The base
+checkpoint is only ever read. A round killed at any moment leaves its row ``running`` with a dead
+pid; the next start marks it failed, and its transitions stay in the buffer for the next round.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from a2g_core.store import crud
+from a2g_core.store.tables import SOURCES, ImprovementRound, now
+
+ROLLOUT_SEED_START = 20_000      # rollouts of rounds: apart from training data (0..) and evaluation (10000..)
+
+
+@dataclass
+class ImproveConfig:
+    task: str
+    mode: str = "hard"
+    source: str = "all"              # all | success | failure: which rollouts feed the buffer
+    buffer_threshold: int = 20       # transitions (executed chunks) before a round optimises
+    max_rollouts: int = 10           # per round; stops collecting even if the buffer is short
+    collect: bool = True             # False: train on what is already recorded (robot rollouts)
+    epochs: int = 10
+    rank: int = 64
+    lr: float = 3e-4
+    batch_size: int = 8
+    eval_episodes: int = 10
+    workers: int = 1
+
+    def __post_init__(self):
+        from a2g_core.sim import MODES, TASKS
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; choose from: {', '.join(TASKS)}.")
+        if self.mode not in MODES:
+            raise ValueError(f"Unknown mode {self.mode!r}; choose easy or hard.")
+        if self.source not in SOURCES:
+            raise ValueError(f"Unknown source {self.source!r}; choose all, success or failure.")
+        if min(self.buffer_threshold, self.epochs, self.rank, self.batch_size, self.workers) < 1:
+            raise ValueError("buffer threshold, epochs, rank, batch size and workers must be at least 1.")
+        if self.max_rollouts < 0 or self.eval_episodes < 0:
+            raise ValueError("max rollouts and evaluation episodes cannot be negative.")
+
+
+def _run_rounds(engine, run: Path) -> list[ImprovementRound]:
+    return [r for r in crud.list_rounds(engine, status="done") if r.config.get("run") == str(run)]
+
+
+def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) -> dict:
+    from a2g_core.eval.policy_eval import evaluate
+    rep = evaluate(base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes, workers=cfg.workers,
+                   adapter=adapter)
+    crud.add_evaluation(engine, policy=str(base), adapter=str(adapter) if adapter else None, method="act2goal",
+                        task=cfg.task, mode=cfg.mode, episodes=rep["episodes"], success=rep["success"],
+                        ci95=tuple(rep["ci95"]), round_id=round_id, suite=f"improve:{run}")
+    return rep
+
+
+def baseline_success(engine, base, run: str | Path, cfg: ImproveConfig) -> dict:
+    """Success of the base policy (round 0) on the run's evaluation seeds, measured once per run."""
+    run = Path(run)
+    for e in crud.list_evaluations(engine, suite=f"improve:{run}"):
+        if e.round_id is None and e.adapter is None:
+            return {"success": e.success, "ci95": [e.ci_low, e.ci_high], "episodes": e.episodes}
+    return _evaluate(engine, base, None, cfg, None, run)
+
+
+def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveConfig,
+                      progress: Callable[[str], None] | None = None) -> ImprovementRound:
+    """One round on top of the run's latest adapter; returns its (done) row."""
+    from a2g_core.data.latents import encode_frames
+    from a2g_core.data.replay import HindsightReplay
+    from a2g_core.data.rollouts import record_rollout
+    from a2g_core.data.episodes import StoredEpisode
+    from a2g_core.eval.policy_eval import load_policy, run_episode
+    from a2g_core.models.lora import wrap_with_lora
+    from a2g_core.sim import make_env
+    from a2g_core.sim.rollout import expert_goal
+    from a2g_core.train.loop import TrainConfig, train
+
+    say = progress or (lambda msg: None)
+    base, run = Path(base), Path(run)
+    crud.fail_stale_rounds(engine)
+    done = _run_rounds(engine, run)
+    number = len(done) + 1
+    parent = done[-1].adapter if done else None
+    row = crud.create_round(engine, number=number, config={**asdict(cfg), "run": str(run)}, base=str(base),
+                            parent_adapter=parent)
+    crud.update_round(engine, round_id=row.id, status="running", pid=os.getpid(), started=now())
+    timings: dict[str, float] = {}
+    try:
+        # 1. rollouts with the current policy (base + the previous round's adapter)
+        t = time.perf_counter()
+        policy = load_policy(base, parent)
+        if cfg.collect:
+            env = make_env(cfg.task, cfg.mode, policy.config.resolution)
+            first = ROLLOUT_SEED_START + (number - 1) * max(cfg.max_rollouts, 1)
+            for i in range(cfg.max_rollouts):
+                if len(crud.buffer(engine, source=cfg.source, task=cfg.task)) >= cfg.buffer_threshold:
+                    break
+                seed = first + i
+                goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution)
+                out = run_episode(policy, env, seed, goal, record=True)
+                record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
+                               adapter=parent, round_id=row.id, sim_success=out["success"])
+                say(f"rollout {i + 1}: {'success' if out['success'] else 'failure'} in {out['steps']} steps")
+        timings["rollout"] = time.perf_counter() - t
+
+        # 2. relabel: each buffered chunk's goal becomes the observation it reached
+        t = time.perf_counter()
+        rows = crud.buffer(engine, source=cfg.source, task=cfg.task)
+        if not rows:
+            raise ValueError(f"The {cfg.source} buffer for {cfg.task} is empty: no rollouts to learn from.")
+        replay = HindsightReplay(policy.config.msth)
+        by_rollout: dict[int, list] = {}
+        for tr, ro in rows:
+            by_rollout.setdefault(ro.id, [ro, []])[1].append((tr.t0, tr.t1))
+        for ro, chunks in by_rollout.values():
+            ep = StoredEpisode(Path(ro.episode_dir), {})
+            states, actions = ep.lowdim()
+            latents = [encode_frames(policy.vae, ep.frames(v)) for v in policy.config.views]
+            replay.add_rollout(latents, states, actions, chunks)
+        timings["relabel"] = time.perf_counter() - t
+        say(f"relabelled {len(replay)} transitions from {len(by_rollout)} rollouts")
+
+        # 3. optimise the LoRA parameters only (L_a, as stage 2), through the one training loop
+        t = time.perf_counter()
+        model = wrap_with_lora(load_policy(base), rank=cfg.rank, adapter=parent)
+        model.base_model.model.stage = 2
+        steps = max(1, math.ceil(cfg.epochs * len(replay) / cfg.batch_size))
+        train_dir = run / "train" / f"round_{number:03d}"
+        shutil.rmtree(train_dir, ignore_errors=True)       # never resume another attempt's state
+        train(model, replay.sample, TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                                warmup=max(1, steps // 10), log_every=max(1, steps // 20),
+                                                ckpt_every=steps, keep_checkpoints=1, seed=number),
+              train_dir, save_fn=lambda folder: None,
+              progress=lambda s, n, logs: say(f"optimise {s}/{n}") if s % max(1, n // 10) == 0 else None)
+        adapter = run / "adapters" / f"round_{number:03d}"
+        tmp = adapter.with_name(adapter.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        shutil.rmtree(adapter, ignore_errors=True)
+        os.replace(tmp, adapter)
+        shutil.rmtree(train_dir / "checkpoints", ignore_errors=True)   # the adapter is the result
+        timings["optimise"] = time.perf_counter() - t
+        del model
+
+        # 4. evaluate the new adapter on the run's evaluation seeds
+        t = time.perf_counter()
+        rep = _evaluate(engine, base, adapter, cfg, row.id, run) if cfg.eval_episodes else None
+        timings["evaluate"] = time.perf_counter() - t
+        collected = [r.sim_success for r in crud.list_rollouts(engine, round_id=row.id) if r.sim_success is not None]
+        metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "optimise_steps": steps,
+                   "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None}
+        if rep is not None:
+            metrics.update(success=rep["success"], ci95=rep["ci95"], eval_episodes=rep["episodes"])
+        crud.consume(engine, transition_ids=[tr.id for tr, _ in rows], round_id=row.id)
+        crud.add_checkpoint(engine, path=str(adapter), kind="adapter", round_id=row.id)
+        return crud.update_round(engine, round_id=row.id, status="done", finished=now(), adapter=str(adapter),
+                                 timings=timings, metrics=metrics, log="done")
+    except BaseException as e:
+        crud.update_round(engine, round_id=row.id, status="failed", finished=now(), timings=timings,
+                          error=str(e) or type(e).__name__)
+        raise

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from a2g_core.data.replay import HindsightReplay
+from a2g_core.msth import MSTHConfig
+
+CFG = MSTHConfig(P=4, r=2, M=2, E=3)
+
+
+def _rollout(steps=10, views=2):
+    # latent frame t is filled with the value t, so every sample says which step it came from
+    lat = [np.broadcast_to(np.arange(steps + 1, dtype=np.float32)[:, None, None, None], (steps + 1, 2, 4, 4)).copy()
+           for _ in range(views)]
+    states = np.arange(steps + 1, dtype=np.float32)[:, None].repeat(5, 1)
+    actions = np.arange(1, steps + 1, dtype=np.float32)[:, None].repeat(5, 1)   # action t+1 leads to state t+1
+    return lat, states, actions
+
+
+def test_goal_is_the_reached_observation():
+    replay = HindsightReplay(CFG)
+    replay.add_rollout(*_rollout(), chunks=[(0, 3), (3, 6), (6, 9), (9, 10)])
+    for i, (t0, t1) in enumerate([(0, 3), (3, 6), (6, 9), (9, 10)]):
+        w = replay.relabel_with_achieved_goal(i)
+        assert (w["obs_latents"] == t0).all() and (w["goal_latents"] == t1).all()
+        assert w["state"][0] == t0
+        # MSTH targets come from what was reached: nothing after o' is ever used
+        assert w["future_latents"].max() <= t1 and w["actions"].max() <= t1
+        assert w["actions"][0, 0] == t0 + 1
+
+
+def test_sample_batches_and_bad_chunks():
+    replay = HindsightReplay(CFG)
+    with pytest.raises(ValueError, match="empty"):
+        replay.sample(np.random.default_rng(0), 2)
+    lat, states, actions = _rollout()
+    with pytest.raises(ValueError, match="outside the rollout"):
+        replay.add_rollout(lat, states, actions, chunks=[(8, 12)])
+    with pytest.raises(ValueError, match="needs 11 states"):
+        replay.add_rollout(lat, states[:-1], actions, chunks=[(0, 3)])
+    replay.add_rollout(lat, states, actions, chunks=[(0, 3), (3, 6)])
+    b = replay.sample(np.random.default_rng(0), 5)
+    assert b["obs_latents"].shape == (5, 2, 2, 4, 4) and b["actions"].shape == (5, CFG.num_actions, 5)

@@ -1,0 +1,133 @@
+"""Self-improvement rounds with a toy policy in the real simulator, store and peft."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from a2g_core.data.replay import HindsightReplay
+from a2g_core.models.act2goal import Act2GoalPolicy
+from a2g_core.models.lora import wrap_with_lora
+from a2g_core.store import crud, open_db
+from a2g_core.train.improve import ImproveConfig, improvement_round
+from a2g_core.train.loop import TrainConfig, train
+
+CFG = ImproveConfig(task="place_empty_cup", mode="easy", buffer_threshold=5, max_rollouts=1, epochs=2, rank=4,
+                    batch_size=4, eval_episodes=1)
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _predict(policy, seed=0):
+    from tests.models.conftest import make_obs
+    obs, goal = make_obs(policy.config, seed)
+    policy.reset(seed=1)
+    return policy.predict_action_chunk(obs, goal)
+
+
+@pytest.fixture(scope="module")
+def rounds(tiny_policy_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("improve")
+    before = _digest(tiny_policy_dir)
+    engine = open_db(root / "lab.db")
+    r1 = improvement_round(engine, tiny_policy_dir, root / "run", CFG)
+    r2 = improvement_round(engine, tiny_policy_dir, root / "run", CFG)
+    return engine, root, before, r1, r2
+
+
+def test_rounds_are_recorded(rounds):
+    engine, root, _, r1, r2 = rounds
+    assert (r1.status, r1.number, r2.number) == ("done", 1, 2)
+    assert r2.parent_adapter == r1.adapter                      # each round continues the previous one
+    assert set(r1.timings) == {"rollout", "relabel", "optimise", "evaluate"}
+    assert r1.metrics["transitions"] >= 5 and 0 <= r1.metrics["success"] <= 1
+    assert crud.buffer(engine) == []                            # the round cleared the buffer
+    (ro,) = crud.list_rollouts(engine, round_id=r1.id)
+    assert os.path.isdir(ro.episode_dir) and ro.sim_success is not None
+    assert [e.round_id for e in crud.list_evaluations(engine)] == [r1.id, r2.id]
+    assert {c.path for c in crud.list_checkpoints(engine, kind="adapter")} == {r1.adapter, r2.adapter}
+
+
+def test_base_untouched_and_adapter_loads_with_plain_peft(rounds, tiny_policy_dir):
+    from peft import PeftModel
+    engine, root, before, r1, _ = rounds
+    assert _digest(tiny_policy_dir) == before                   # the base checkpoint is byte-identical
+    base = _predict(Act2GoalPolicy.from_pretrained(tiny_policy_dir))
+    peft_policy = PeftModel.from_pretrained(Act2GoalPolicy.from_pretrained(tiny_policy_dir), r1.adapter).eval()
+    with_adapter = _predict(peft_policy)
+    merged = _predict(Act2GoalPolicy.from_pretrained(tiny_policy_dir, adapter=r1.adapter))
+    assert not torch.allclose(base, with_adapter)               # the adapter changes predictions
+    torch.testing.assert_close(with_adapter, merged, rtol=1e-4, atol=1e-4)
+
+
+def test_only_lora_parameters_train(tiny_policy_dir, tmp_path):
+    policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
+    base = {k: v.clone() for k, v in policy.state_dict().items()}
+    model = wrap_with_lora(policy, rank=4)
+    policy.stage = 2
+    replay = HindsightReplay(policy.config.msth)
+    rng = np.random.default_rng(0)
+    lat = [rng.normal(size=(13, 4, 8, 8)).astype(np.float32) for _ in policy.config.views]
+    replay.add_rollout(lat, rng.normal(size=(13, 5)).astype(np.float32), rng.normal(size=(12, 5)).astype(np.float32),
+                       chunks=[(0, 6), (6, 12)])
+    lora_before = {k: v.clone() for k, v in model.named_parameters() if v.requires_grad}
+    assert lora_before and all("lora_" in k for k in lora_before)
+    train(model, replay.sample, TrainConfig(steps=3, batch_size=2, warmup=1, ckpt_every=3), tmp_path,
+          save_fn=lambda f: None)
+    after = dict(model.named_parameters())
+    assert any(not torch.equal(lora_before[k], after[k]) for k in lora_before)
+    for k, v in model.base_model.model.state_dict().items():
+        if "lora_" not in k:
+            torch.testing.assert_close(v, base[k.replace(".base_layer", "")], rtol=0, atol=0)
+
+
+def test_source_selection_with_an_empty_buffer(tiny_policy_dir, tmp_path):
+    engine = open_db(tmp_path / "lab.db")
+    cfg = ImproveConfig(task="place_empty_cup", mode="easy", source="success", collect=False, eval_episodes=0)
+    with pytest.raises(ValueError, match="success buffer for place_empty_cup is empty"):
+        improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
+    (r,) = crud.list_rounds(engine)
+    assert r.status == "failed" and "empty" in r.error
+    with pytest.raises(ValueError, match="Unknown source"):
+        ImproveConfig(task="place_empty_cup", source="best")
+
+
+def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
+    before = _digest(tiny_policy_dir)
+    db, run = tmp_path / "lab.db", tmp_path / "run"
+    cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(tiny_policy_dir), "--task", "place_empty_cup",
+           "--mode", "easy", "--run", str(run), "--db", str(db), "--max-rollouts", "50", "--buffer", "1000",
+           "--eval-episodes", "0", "--rank", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = None
+    deadline = time.time() + 120
+    while time.time() < deadline:                # wait until the round has recorded a rollout
+        if db.exists():
+            engine = engine or open_db(db)
+            if any(r.status == "done" for r in crud.list_rollouts(engine)):
+                break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the improve command recorded no rollout within 120 s")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (r,) = crud.list_rounds(engine)
+    assert r.status == "running"                               # as the kill left it
+    assert crud.fail_stale_rounds(engine) == 1
+    assert crud.get_round(engine, round_id=r.id).status == "failed"
+    assert not (run / "adapters").exists() or not any((run / "adapters").iterdir())
+    kept = len(crud.buffer(engine))
+    assert kept > 0                                            # its rollouts stay in the buffer
+    assert _digest(tiny_policy_dir) == before
+    again = improvement_round(engine, tiny_policy_dir, run, ImproveConfig(
+        task="place_empty_cup", mode="easy", collect=False, epochs=1, rank=4, eval_episodes=0))
+    assert again.status == "done" and again.number == 1 and again.metrics["transitions"] == kept
