@@ -185,6 +185,75 @@ def cmd_improve(args) -> int:
     return 0
 
 
+def _api_key(args) -> str | None:
+    import os
+    if getattr(args, "api_key_file", None):
+        path = Path(args.api_key_file)
+        if not path.exists():
+            raise ValueError(f"The API key file {path} does not exist.")
+        return path.read_text().strip() or None
+    return os.environ.get("A2G_API_KEY") or None
+
+
+def _goal_arg(value: str, resolution: int) -> dict:
+    """``task:mode:seed`` (the expert's final frame) or ``view=path,view=path`` (image files)."""
+    import numpy as np
+    from PIL import Image
+    if "=" in value:
+        goal = {}
+        for item in value.split(","):
+            view, _, path = item.partition("=")
+            if not Path(path).exists():
+                raise ValueError(f"Goal image {path} does not exist.")
+            goal[view.strip()] = np.asarray(Image.open(path).convert("RGB"))
+        return goal
+    parts = value.split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ValueError("--goal takes task:mode:seed (the expert's final frame) or view=path,view=path.")
+    from a2g_core.sim.rollout import expert_goal
+    return expert_goal(parts[0], parts[1], int(parts[2]), resolution)[0]
+
+
+def cmd_serve(args) -> int:
+    from a2g_core.models.act2goal import Act2GoalPolicy
+    from a2g_core.robot.server import PolicyServer
+    from a2g_core.store import open_db
+    policy = Act2GoalPolicy.from_pretrained(args.policy, adapter=args.adapter)
+    engine = open_db(args.db)
+    goal = _goal_arg(args.goal, policy.config.resolution) if args.goal else None
+    server = PolicyServer(policy, policy_id=str(args.policy), adapter_id=str(args.adapter) if args.adapter else None,
+                          goal=goal, engine=engine, record_root=args.record_dir, host=args.host, port=args.port,
+                          api_key=_api_key(args), armed=args.arm, watchdog_s=args.watchdog, imagine=args.imagine)
+    if args.goal_id is not None:
+        server.set_goal_id(args.goal_id)
+    print(f"serving {policy.name} ({server.profile.name} profile) on ws://{args.host}:{args.port} — "
+          f"{'armed' if args.arm else 'paused until armed from the lab'}; health at http://{args.host}:{args.port}/healthz",
+          flush=True)
+    server.serve_forever()
+    return 0
+
+
+def cmd_robot_run(args) -> int:
+    from a2g_core.robot.robot import Genie01Robot, SimRobot
+    from a2g_core.robot.runner import run_robot
+    if args.robot == "sim":
+        robot = SimRobot(args.task, args.mode, args.seed, args.resolution)
+    else:
+        if not args.address:
+            raise ValueError("--robot genie01 needs --address (the robot's IP or hostname).")
+        robot = Genie01Robot(args.address, sdk_module=args.sdk_module)
+    with robot:
+        run_robot(robot, args.server, api_key=_api_key(args), max_steps=args.max_steps, realtime=not args.fast,
+                  estop_file=args.estop_file, task=f"goal:{args.goal_id}" if args.goal_id is not None else None)
+    return 0
+
+
+def cmd_bench_bridge(args) -> int:
+    from a2g_core.eval.bridge_bench import run_bridge_bench
+    _write_json(args.json, run_bridge_bench(repeats=args.repeats))
+    return 0
+
+
 def cmd_plot_log(args) -> int:
     from a2g_core.eval.pictures import plot_losses
     logs = {}
@@ -335,6 +404,53 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
     im.add_argument("--db", type=Path, default=Path("sessions/lab.db"), help="lab database (default sessions/lab.db)")
     im.set_defaults(func=cmd_improve)
+
+    sv = sub.add_parser("serve", help="serve the policy over the openpi WebSocket protocol (Genie-01 bridge)",
+                        description="An openpi-compatible policy server: metadata on connect, then one action chunk "
+                                    "per msgpack observation; errors come back as text frames. Starts PAUSED unless "
+                                    "--arm: the operator arms, steps, pauses or stops it from the lab (or GET "
+                                    "/control/arm|step|pause|stop). Every request is recorded as a rollout in the "
+                                    "lab database. A non-loopback bind requires an API key.")
+    sv.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"))
+    sv.add_argument("--adapter", type=Path, default=None, help="LoRA adapter of an improvement round")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key-file", default=None, help="file holding the API key (else $A2G_API_KEY)")
+    sv.add_argument("--goal", default=None, help="task:mode:seed (expert goal) or view=path,view=path")
+    sv.add_argument("--goal-id", type=int, default=None, help="a goal of the lab database")
+    sv.add_argument("--arm", action="store_true", help="start armed (serve at once)")
+    sv.add_argument("--watchdog", type=float, default=10.0, help="end a rollout after this many idle seconds")
+    sv.add_argument("--imagine", action="store_true", help="record the world model's imagined frames per chunk")
+    sv.add_argument("--db", type=Path, default=Path("sessions/lab.db"))
+    sv.add_argument("--record-dir", type=Path, default=Path("sessions/robot_rollouts"))
+    sv.set_defaults(func=cmd_serve)
+
+    rr = sub.add_parser("robot-run", help="connect a robot (or the simulator) to a policy server",
+                        description="Observe, request a chunk, execute its actions at the robot's control rate, "
+                                    "repeat. Waits while the server is paused, ends when it is stopped, at "
+                                    "--max-steps, or when --estop-file appears.")
+    rr.add_argument("--server", default="ws://127.0.0.1:8000")
+    rr.add_argument("--robot", default="sim", choices=["sim", "genie01"])
+    rr.add_argument("--task", default="place_empty_cup", help="sim: task")
+    rr.add_argument("--mode", default="easy", help="sim: easy or hard")
+    rr.add_argument("--seed", type=int, default=10_000, help="sim: scene seed")
+    rr.add_argument("--resolution", type=int, default=64, choices=RESOLUTIONS, help="sim: camera size")
+    rr.add_argument("--address", default=None, help="genie01: the robot's address")
+    rr.add_argument("--sdk-module", default="agibot_sdk", help="genie01: AgiBot SDK module name")
+    rr.add_argument("--api-key-file", default=None)
+    rr.add_argument("--goal-id", type=int, default=None, help="ask the server for this goal of the lab database")
+    rr.add_argument("--max-steps", type=int, default=400)
+    rr.add_argument("--estop-file", default=None, help="stop at once when this file exists")
+    rr.add_argument("--fast", action="store_true", help="do not wait for the control period (simulator only)")
+    rr.set_defaults(func=cmd_robot_run)
+
+    bb = sub.add_parser("bench-bridge", help="latency the WebSocket bridge adds, and requests per second",
+                        description="genie01 requests (three 480x640 images) through the official openpi client: "
+                                    "round trip minus in-process time; tabletop requests per second with one and "
+                                    "two clients. Medians; random weights.")
+    bb.add_argument("--repeats", type=int, default=30)
+    bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    bb.set_defaults(func=cmd_bench_bridge)
 
     pl = sub.add_parser("plot-log", help="loss curves of training runs as a PNG",
                         description="Draw the loss columns of one or more log.jsonl files, one panel per run.")

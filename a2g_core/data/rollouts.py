@@ -1,9 +1,13 @@
 """Recorded rollouts: the frames go to an episode-store folder, the facts (policy, adapter, goal,
 outcome, executed chunks = HER transitions) to the lab database, in that order, so a row never
-points at a half-written folder."""
+points at a half-written folder. Imagined frames, when there are any, go to ``imagined/`` inside
+the episode folder: ``step_NNNNNN.npz`` holds, per view, the frames the world model imagined at
+that step and their step offsets."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from a2g_core.data.episodes import init_dataset, write_episode
 from a2g_core.store import crud
@@ -12,8 +16,10 @@ from a2g_core.store.tables import Rollout
 
 def record_rollout(engine, root: str | Path, episode, chunks: list[tuple[int, int]], *, target: str = "sim",
                    policy: str = "", adapter: str | None = None, goal_id: int | None = None,
-                   round_id: int | None = None, sim_success: bool | None = None, fps: int = 20) -> Rollout:
-    """Store ``episode`` (a ``sim.rollout.Episode``) under ``root`` and its row + transitions."""
+                   round_id: int | None = None, sim_success: bool | None = None, fps: int = 20,
+                   imagined: list | None = None) -> Rollout:
+    """Store ``episode`` (a ``sim.rollout.Episode``) under ``root`` and its row + transitions.
+    ``imagined[k]`` is ``policy.imagine`` output (or None) at the start of chunk k."""
     root = Path(root)
     views = tuple(episode.frames)
     init_dataset(root, views=views, resolution=int(next(iter(episode.frames.values())).shape[1]), fps=fps)
@@ -21,6 +27,42 @@ def record_rollout(engine, root: str | Path, episode, chunks: list[tuple[int, in
                            task=episode.task, mode=episode.mode, seed=episode.seed, goal_id=goal_id,
                            round_id=round_id)
     folder = write_episode(root, episode, name=f"rollout-{row.id:06d}")
+    imagined_dir = None
+    if imagined and any(x is not None for x in imagined):
+        imagined_dir = folder / "imagined"
+        imagined_dir.mkdir(exist_ok=True)
+        steps = [t0 for t0, _ in chunks] + [len(episode)] * max(0, len(imagined) - len(chunks))
+        for t0, im in zip(steps, imagined):
+            if im is not None:
+                np.savez_compressed(imagined_dir / f"step_{t0:06d}.npz", offsets=im["offsets"],
+                                    **{f"view_{v}": f for v, f in im["frames"].items()})
     crud.update_rollout(engine, rollout_id=row.id, episode_dir=str(folder))
     return crud.finish_rollout(engine, rollout_id=row.id, steps=len(episode), chunks=chunks,
-                               sim_success=sim_success)
+                               sim_success=sim_success, imagined_dir=str(imagined_dir) if imagined_dir else None)
+
+
+def load_imagined(imagined_dir: str | Path) -> dict[int, dict]:
+    """step -> {"frames": {view: (F, H, W, 3)}, "offsets": (F,)} of a recorded rollout."""
+    out = {}
+    for f in sorted(Path(imagined_dir).glob("step_*.npz")):
+        with np.load(f) as z:
+            out[int(f.stem[5:])] = {"offsets": z["offsets"],
+                                    "frames": {k[5:]: z[k] for k in z.files if k.startswith("view_")}}
+    return out
+
+
+def robot_episode(frames: dict[str, list], states: list, chunks: list[np.ndarray], *, task: str = "robot",
+                  info: dict | None = None):
+    """A rollout seen through the policy server: an observation at each request and the chunk sent
+    back. The server sees no frames between requests, so those steps hold the last one
+    (``info["held_frames"]``); the transitions run from request to request, where frames are real.
+    The last chunk's outcome is never observed, so it is not part of the episode."""
+    from a2g_core.sim.rollout import Episode
+    n = len(chunks)
+    e = len(chunks[0])
+    steps = (n - 1) * e
+    idx = np.minimum(np.arange(steps + 1) // e, n - 1)
+    actions = np.concatenate(chunks[:-1]) if n > 1 else np.zeros((0, chunks[0].shape[1]), np.float32)
+    ep = Episode(task, "robot", 0, {v: np.stack(f)[idx] for v, f in frames.items()}, np.stack(states)[idx],
+                 actions, False, {**(info or {}), "held_frames": True, "requests": n})
+    return ep, [(k * e, (k + 1) * e) for k in range(n - 1)]

@@ -41,9 +41,11 @@ class ImproveConfig:
 
     def __post_init__(self):
         from a2g_core.sim import MODES, TASKS
-        if self.task not in TASKS:
-            raise ValueError(f"Unknown task {self.task!r}; choose from: {', '.join(TASKS)}.")
-        if self.mode not in MODES:
+        in_sim = self.collect or self.eval_episodes > 0
+        if in_sim and self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; choose from: {', '.join(TASKS)} (other names only "
+                             f"with --no-collect and --eval-episodes 0, for recorded robot rollouts).")
+        if in_sim and self.mode not in MODES:
             raise ValueError(f"Unknown mode {self.mode!r}; choose easy or hard.")
         if self.source not in SOURCES:
             raise ValueError(f"Unknown source {self.source!r}; choose all, success or failure.")

@@ -9,7 +9,9 @@ from a2g_core.msth import MSTHConfig
 
 @dataclass
 class Act2GoalConfig(ConfigBase):
-    # observation / action layout
+    # observation / action layout; ``profile`` names the embodiment (a2g_core.robot.profiles) whose
+    # cameras, state and action layout the policy was trained for
+    profile: str = "tabletop"
     views: tuple = ("head", "wrist")
     resolution: int = 64
     state_dim: int = 5
@@ -50,6 +52,13 @@ class Act2GoalConfig(ConfigBase):
             raise ValueError(f"latent_size {self.latent_size} must be divisible by patch_size {self.patch_size}.")
         if self.wm_dim % self.wm_heads or self.expert_dim % self.expert_heads:
             raise ValueError("Model widths must be divisible by their number of attention heads.")
+        from a2g_core.robot.profiles import get_profile
+        prof = get_profile(self.profile)
+        if sorted(prof.cameras.values()) != sorted(self.views) or (prof.state_dim, prof.action_dim) != (
+                self.state_dim, self.action_dim):
+            raise ValueError(f"The {self.profile} profile has views {sorted(prof.cameras.values())}, state "
+                             f"{prof.state_dim} and action {prof.action_dim}; the config has {sorted(self.views)}, "
+                             f"{self.state_dim} and {self.action_dim}.")
         if any(not 0 <= d < min(self.state_dim, self.action_dim) for d in self.relative_dims):
             raise ValueError(f"relative_dims {self.relative_dims} must index both the state and the action.")
         if self.layers < 1:
@@ -74,6 +83,9 @@ class Act2GoalConfig(ConfigBase):
     def with_(self, **kw) -> "Act2GoalConfig":
         return replace(self, **kw)
 
+
+GENIE01 = dict(profile="genie01", views=("top_head", "hand_left", "hand_right"), state_dim=16, action_dim=16,
+               relative_dims=tuple(range(14)))      # the arm joints relative, the grippers absolute
 
 PRESETS: dict[str, Act2GoalConfig] = {
     # CPU default: 64 px, 2 + 2 imagined frames, 16 + 2 actions, 8 executed per chunk

@@ -247,7 +247,7 @@ class Act2GoalPolicy(nn.Module):
         frames = []
         r = self.config.resolution
         for v in self.config.views:
-            img = torch.as_tensor(np.asarray(images[v]))
+            img = torch.from_numpy(np.array(images[v]))        # a copy: inputs may be read-only
             img = img[None] if img.dim() == 3 else img
             if img.dim() != 4 or img.shape[1:] != (r, r, 3) or img.dtype != torch.uint8:
                 raise ValueError(f"View {v!r} must be uint8 frames of shape ({r}, {r}, 3) (or batched); "

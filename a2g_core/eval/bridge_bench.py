@@ -1,0 +1,97 @@
+"""Bridge benchmark: what the WebSocket bridge adds on top of the model, on loopback.
+
+- genie01: three 480×640 RGB images + 16 joints per request through the official openpi client;
+  overhead = median round trip − median in-process time of the same work (resize + chunk).
+- tabletop: requests per second, one client and two concurrent clients.
+Weights are random (speed does not depend on them); medians of ``repeats`` requests.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import numpy as np
+import torch
+
+
+def _server_for(cfg, goal):
+    from a2g_core.models.act2goal import Act2GoalPolicy
+    from a2g_core.models.vae import VAEConfig, VideoVAE
+    from a2g_core.robot.server import PolicyServer
+    vae = VideoVAE(VAEConfig(resolution=cfg.resolution, latent_channels=cfg.latent_channels)).requires_grad_(False)
+    policy = Act2GoalPolicy(cfg, vae=vae).eval()
+    return PolicyServer(policy, goal=goal, port=0, armed=True).start(), policy
+
+
+def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def run_bridge_bench(repeats: int = 30, log=print) -> dict:
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    from a2g_core.models.act2goal import PRESETS
+    from a2g_core.models.act2goal.configuration_act2goal import GENIE01
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    report = {"threads": torch.get_num_threads(), "repeats": repeats}
+
+    # genie01: big frames, the official client
+    cfg = PRESETS["tiny"].with_(**GENIE01)
+    big = lambda: rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    server, policy = _server_for(cfg, {v: big() for v in cfg.views})
+    try:
+        obs = {k: big() for k in server.profile.cameras}
+        obs["observation.state"] = np.zeros(16, np.float32)
+        client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+        round_trip = _median_ms(lambda: client.infer(obs), repeats)
+        in_process = _median_ms(lambda: server.infer(-1, obs), repeats)
+        server._recs.clear()
+        report["genie01"] = {"round_trip_ms": round_trip, "in_process_ms": in_process,
+                             "overhead_ms": round_trip - in_process,
+                             "request_bytes": sum(v.nbytes for v in obs.values())}
+        log(f"genie01 (3 × 480×640): round trip {round_trip:.1f} ms, in-process {in_process:.1f} ms, "
+            f"bridge overhead {round_trip - in_process:.1f} ms")
+    finally:
+        server.close()
+
+    # tabletop: requests per second
+    cfg = PRESETS["tiny"]
+    small = lambda: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    server, _ = _server_for(cfg, {v: small() for v in cfg.views})
+    try:
+        obs = {k: small() for k in server.profile.cameras}
+        obs["observation.state"] = np.zeros(5, np.float32)
+        rates = {}
+        for n_clients in (1, 2):
+            clients = [WebsocketClientPolicy(host="127.0.0.1", port=server.port) for _ in range(n_clients)]
+            for c in clients:
+                c.infer(obs)
+            per = max(10, repeats)
+
+            def work(c):
+                for _ in range(per):
+                    c.infer(obs)
+            t = time.perf_counter()
+            threads = [threading.Thread(target=work, args=(c,)) for c in clients]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            rates[n_clients] = n_clients * per / (time.perf_counter() - t)
+        report["tabletop"] = {"requests_per_s_1_client": rates[1], "requests_per_s_2_clients": rates[2],
+                              "in_process_ms": _median_ms(lambda: server.infer(-1, obs), repeats)}
+        server._recs.clear()
+        log(f"tabletop (2 × 64×64): {rates[1]:.1f} requests/s with one client, {rates[2]:.1f} with two "
+            f"(in-process chunk {report['tabletop']['in_process_ms']:.1f} ms)")
+    finally:
+        server.close()
+    return report
