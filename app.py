@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("A2G_LAB_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs auth)")
-    p.add_argument("--resolution", type=int, default=96, choices=(64, 96, 128))
+    p.add_argument("--policy", default="assets/checkpoints/tiny", help="policy checkpoint (default: the shipped one)")
+    p.add_argument("--root", default="sessions/lab", help="lab data: database, goals, rollouts, adapters")
     args = p.parse_args(argv)
     os.environ.setdefault("GRADIO_TEMP_DIR", os.path.abspath(".cache/gradio"))
     auth = _auth_from_env()
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                  "set A2G_LAB_AUTH=user:password (or A2G_LAB_AUTH_FILE) first, since this lab moves robots.")
     from app.controller import LabController
     from app.ui import build_app
-    ctrl = LabController(resolution=args.resolution)
+    ctrl = LabController(args.policy, args.root)
     demo = build_app(ctrl)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,
                                                    auth=auth, show_error=False)

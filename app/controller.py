@@ -3,29 +3,57 @@
 Each browser session has its own simulator (keyed by a small id kept in ``gr.State``). All of a
 simulator's work runs on one thread of its own: MuJoCo's EGL context stays current on the thread
 that created it (another thread gets EGL_BAD_ACCESS), and one thread also serialises two clicks.
+The policy is shared by all sessions and guarded by a lock; long work (improvement rounds) runs as
+the same CLI command a user would type, in a child process whose status row lives in SQLite.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from a2g_core import msth
 from a2g_core.sim import MODES, TASKS, make_env
-from a2g_core.sim.rollout import expert_goal
+from a2g_core.sim.rollout import Episode, expert_goal
+from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
+from a2g_core.store import crud, open_db
 
-DISPLAY_SCALE = 3
+DEFAULT_POLICY = Path("assets/checkpoints/tiny")
+DEFAULT_ROOT = Path("sessions/lab")
+UPLOAD_LIMIT = 10 * 2**20                       # bytes per goal image
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
+JOG = {"x": 0.02, "y": 0.02, "z": 0.02, "yaw": 0.2}   # metres / radians per teleop click
+RUN_LIMIT = 1000                                 # steps per "Run" at most
 
 
-def upscale(img: np.ndarray, k: int = DISPLAY_SCALE) -> np.ndarray:
+def upscale(img: np.ndarray, size: int = 256) -> np.ndarray:
     """Nearest-neighbour upscaling so small sim frames stay crisp in the browser."""
+    k = max(1, size // img.shape[0])
     return np.repeat(np.repeat(img, k, axis=0), k, axis=1)
 
 
 class LabError(Exception):
     """An error meant for the operator: one readable sentence."""
+
+
+@dataclass
+class Recording:
+    """The rollout being executed in a session: what the policy saw, did and imagined."""
+    goal_id: int | None
+    frames: dict
+    states: list
+    actions: list = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+    imagined: list = field(default_factory=list)
+    predictions: list = field(default_factory=list)      # per chunk: proximal, distal, offsets
 
 
 @dataclass
@@ -35,6 +63,12 @@ class SimSession:
     obs: dict | None = None
     info: dict = field(default_factory=dict)
     plan: object = None
+    goal_id: int | None = None
+    rec: Recording | None = None
+    demo: Recording | None = None
+    busy: bool = False
+    stop: bool = False
+    last_rollout: int | None = None
     thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sim"))
 
     def run(self, fn, *args):
@@ -43,10 +77,24 @@ class SimSession:
 
 
 class LabController:
-    def __init__(self, resolution: int = 96):
-        self.resolution = resolution
+    def __init__(self, policy_dir: str | Path = DEFAULT_POLICY, root: str | Path = DEFAULT_ROOT,
+                 db: str | Path | None = None):
+        from a2g_core.models.act2goal import Act2GoalPolicy
+        self.policy_dir, self.root = Path(policy_dir), Path(root)
+        if not (self.policy_dir / "policy.json").exists():
+            raise LabError(f"No policy checkpoint at {self.policy_dir}; train one (make checkpoint) or pass --policy.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.engine = open_db(db or self.root / "lab.db")
+        crud.fail_stale_rounds(self.engine)
+        self.adapter: str | None = None
+        self.policy = Act2GoalPolicy.from_pretrained(self.policy_dir)
+        self.resolution = self.policy.config.resolution
+        self._policy_lock = threading.Lock()
         self._sessions: dict[str, SimSession] = {}
         self._guard = threading.Lock()
+        self._improve: subprocess.Popen | None = None
+        self._improve_log: Path | None = None
+        self.bridge = None
 
     # ------------------------------------------------------------------ sessions
     def new_session(self) -> str:
@@ -60,6 +108,38 @@ class LabController:
             if not sid or sid not in self._sessions:
                 raise LabError("This browser session is not known to the lab; reload the page.")
             return self._sessions[sid]
+
+    def _exclusive(self, s: SimSession, fn, *args, rollout: bool = False):
+        """One rollout at a time per simulator: any request while one runs is told so. Other work
+        (reset, teleop, the expert) queues on the simulator's thread."""
+        with self._guard:
+            if s.busy:
+                raise LabError("This simulator is busy with a rollout; press Stop or wait for it to finish.")
+            if rollout:
+                s.busy, s.stop = True, False
+        try:
+            return s.run(fn, *args)
+        finally:
+            if rollout:
+                s.busy = False
+
+    # ------------------------------------------------------------------ policy and adapters
+    def set_adapter(self, adapter: str | None) -> str:
+        """Use ``adapter`` (an improvement round's LoRA folder) on top of the base, or none."""
+        from a2g_core.models.act2goal import Act2GoalPolicy
+        adapter = adapter or None
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
+            raise LabError(f"{adapter} is not an adapter folder.")
+        policy = Act2GoalPolicy.from_pretrained(self.policy_dir, adapter=adapter)
+        with self._policy_lock:
+            self.policy, self.adapter = policy, adapter
+        return f"The lab's policy is now {self.policy_dir.name}" + (f" + {adapter}" if adapter else " (no adapter)") + "."
+
+    def adapters(self) -> list[tuple[str, str]]:
+        """(label, path) of every finished round's adapter, newest last."""
+        return [(f"round {r.number} · {Path(r.config.get('run', '')).name} · success "
+                 f"{r.metrics.get('success', float('nan')):.2f}", r.adapter)
+                for r in crud.list_rounds(self.engine, status="done") if r.adapter and Path(r.adapter).exists()]
 
     # ------------------------------------------------------------------ simulator
     def sim_reset(self, sid: str, task: str, mode: str, seed) -> dict:
@@ -76,23 +156,28 @@ class LabController:
         s = self._session(sid)
 
         def reset():
+            self._end_rollout(s, "reset")
             if s.env is None or s.env.task.name != task or s.env.mode != mode:
                 if s.env is not None:
                     s.env.close()
                 s.env = make_env(task, mode, self.resolution)
             s.seed = seed
             s.obs, s.info = s.env.reset(seed=seed)
-            s.plan = None
+            s.plan, s.demo = None, None
             return self._view(s)
-        return s.run(reset)
+        return self._exclusive(s, reset)
+
+    def _require_env(self, s: SimSession) -> None:
+        if s.env is None:
+            raise LabError("Reset the simulator first.")
 
     def sim_step_expert(self, sid: str, steps: int = 10) -> dict:
         """Advance the scripted expert ``steps`` control steps (a demonstration, not the policy)."""
         s = self._session(sid)
 
         def step():
-            if s.env is None:
-                raise LabError("Reset the simulator first.")
+            self._require_env(s)
+            self._end_rollout(s, "expert took over")
             if s.plan is None:
                 s.plan = s.env.task.expert(s.env)
             for _ in range(int(steps)):
@@ -101,21 +186,399 @@ class LabController:
                     break
                 s.obs, _, _, _, s.info = s.env.step(a)
             return self._view(s)
-        return s.run(step)
-
-    def goal(self, task: str, mode: str, seed) -> dict:
-        goal, ok = expert_goal(task, mode, int(seed), self.resolution)
-        return {"head": upscale(goal["head"]), "wrist": upscale(goal["wrist"]), "expert_success": ok}
+        return self._exclusive(s, step)
 
     def _view(self, s: SimSession) -> dict:
         env = s.env
         extra = ", ".join(f"{k}: {v}" for k, v in s.info.items() if k not in ("is_success", "action"))
+        rec = f" · recording rollout ({len(s.rec.actions)} steps)" if s.rec else ""
         status = (f"{env.task.name} / {env.mode} / seed {s.seed} · step {env.steps}/{env.max_steps} · "
-                  f"success: {'yes' if s.info.get('is_success') else 'no'}" + (f" · {extra}" if extra else ""))
+                  f"success: {'yes' if s.info.get('is_success') else 'no'}" + (f" · {extra}" if extra else "") + rec)
         return {"head": upscale(s.obs["images"]["head"]), "wrist": upscale(s.obs["images"]["wrist"]),
-                "state": [round(float(v), 4) for v in s.obs["state"]], "status": status}
+                "state": [round(float(v), 4) for v in s.obs["state"]], "status": status,
+                "success": bool(s.info.get("is_success"))}
+
+    # ------------------------------------------------------------------ goals
+    def _save_goal(self, images: dict, *, source: str, task=None, mode=None, seed=None, name="") -> int:
+        """Write the goal's PNGs, then its row: a row never points at missing files."""
+        folder = self.root / "goals" / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        paths = {}
+        for v, img in images.items():
+            Image.fromarray(img).save(folder / f"{v}.png")
+            paths[v] = str(folder / f"{v}.png")
+        return crud.add_goal(self.engine, source=source, images=paths, task=task, mode=mode, seed=seed, name=name).id
+
+    def goal_snap(self, sid: str, name: str = "") -> dict:
+        """The session's current camera views become a goal in the library, and the session's goal."""
+        s = self._session(sid)
+        self._require_env(s)
+        images = {v: np.array(f) for v, f in s.obs["images"].items()}
+        gid = self._save_goal(images, source="snapped", task=s.env.task.name, mode=s.env.mode, seed=s.seed,
+                              name=name or f"snapped at step {s.env.steps}")
+        return self.goal_pick(sid, gid)
+
+    def goal_expert(self, sid: str, task: str, mode: str, seed) -> dict:
+        """The scripted expert's final frame for this task/seed (the paper's goal images)."""
+        if task not in TASKS or mode not in MODES:
+            raise LabError("Pick a task and a mode from the lists.")
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise LabError(f"The seed must be a whole number, not {seed!r}.") from None
+        for g in crud.list_goals(self.engine, task=task, source="expert"):
+            if g.mode == mode and g.seed == seed and all(Path(p).exists() for p in g.images.values()):
+                return self.goal_pick(sid, g.id)
+        goal, ok = expert_goal(task, mode, seed, self.resolution)
+        if not ok:
+            raise LabError(f"The scripted expert failed on {task}/{mode} seed {seed}; try another seed.")
+        gid = self._save_goal(goal, source="expert", task=task, mode=mode, seed=seed, name=f"expert {task} {seed}")
+        return self.goal_pick(sid, gid)
+
+    def goal_upload(self, sid: str, head_file: str | None, wrist_file: str | None = None, name: str = "") -> dict:
+        """Validate and store uploaded goal images: type, decodable, size limit; resized to the model.
+        A view without an image is conditioned on its current frame at run time."""
+        if not head_file:
+            raise LabError("Choose an image for the head view (the wrist view is optional).")
+        images = {}
+        for view, f in (("head", head_file), ("wrist", wrist_file)):
+            if f:
+                images[view] = self._read_upload(Path(f), view)
+        gid = self._save_goal(images, source="uploaded", name=name or "uploaded")
+        return self.goal_pick(sid, gid)
+
+    def _read_upload(self, path: Path, view: str) -> np.ndarray:
+        if not path.exists():
+            raise LabError(f"The {view} upload did not arrive; try again.")
+        size = path.stat().st_size
+        if size > UPLOAD_LIMIT:
+            raise LabError(f"The {view} image is {size / 2**20:.1f} MB; the limit is {UPLOAD_LIMIT // 2**20} MB.")
+        try:
+            with Image.open(path) as im:
+                fmt = im.format
+                if fmt not in UPLOAD_FORMATS:
+                    raise LabError(f"The {view} file is {fmt or 'not an image'}; upload PNG, JPEG, WebP or BMP.")
+                im.load()
+                rgb = im.convert("RGB")
+        except LabError:
+            raise
+        except Exception:
+            raise LabError(f"The {view} file could not be decoded as an image; upload PNG, JPEG, WebP or BMP.") from None
+        w, h = rgb.size
+        side = min(w, h)                                     # centre square crop, then the model's size
+        rgb = rgb.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+        return np.asarray(rgb.resize((self.resolution, self.resolution), Image.BILINEAR))
+
+    def goal_pick(self, sid: str, goal_id) -> dict:
+        s = self._session(sid)
+        try:
+            gid = int(goal_id)
+        except (TypeError, ValueError):
+            raise LabError("Pick a goal from the library first.") from None
+        try:
+            g = crud.get_goal(self.engine, goal_id=gid)
+        except ValueError as e:
+            raise LabError(str(e)) from None
+        if s.goal_id != gid:
+            s.run(self._end_rollout, s, "goal changed")
+        s.goal_id = gid
+        return {"id": gid, "images": self._goal_images(g), "label": self._goal_label(g)}
+
+    def _goal_label(self, g) -> str:
+        where = f"{g.task}/{g.mode} seed {g.seed}" if g.task else "no task"
+        return f"#{g.id} · {g.source} · {where} · {g.name}"
+
+    def _goal_images(self, g) -> dict:
+        return {v: np.asarray(Image.open(p).convert("RGB")) for v, p in g.images.items() if Path(p).exists()}
+
+    def goal_library(self, task: str | None = None) -> list[dict]:
+        return [{"id": g.id, "label": self._goal_label(g), "images": g.images}
+                for g in crud.list_goals(self.engine, task=task or None)]
+
+    def _goal_for_policy(self, s: SimSession) -> dict:
+        if s.goal_id is None:
+            raise LabError("Choose a goal first (Goals tab: expert goal, snap or upload).")
+        images = self._goal_images(crud.get_goal(self.engine, goal_id=s.goal_id))
+        # a view the goal has no image for is conditioned on its current frame ("keep it as it is")
+        return {v: images.get(v, s.obs["images"][v]) for v in self.policy.config.views}
+
+    # ------------------------------------------------------------------ imagine
+    def imagine(self, sid: str) -> dict:
+        """The world model's proximal and distal frames for the current observation and goal."""
+        s = self._session(sid)
+        self._require_env(s)
+        if not self.policy.config.use_world_model:
+            raise LabError("This policy (DP-GC) has no world model, so it cannot imagine.")
+        goal = self._goal_for_policy(s)
+        with self._policy_lock:
+            out = self.policy.imagine(s.obs, goal)
+        cfg = self.policy.config
+        return {"frames": out["frames"], "offsets": [int(o) for o in out["offsets"]],
+                "num_proximal": out["num_proximal"], "P": cfg.msth.P, "M": cfg.msth.M, "E": cfg.msth.E,
+                "K": cfg.inference_horizon, "action_offsets": [int(o) for o in msth.action_offsets(cfg.msth,
+                                                                                                cfg.inference_horizon)]}
+
+    # ------------------------------------------------------------------ execute (sim)
+    def exec_step(self, sid: str, imagine: bool = True) -> dict:
+        """Execute one chunk (E actions) of the policy in this session's simulator."""
+        s = self._session(sid)
+        return self._exclusive(s, self._chunk, s, imagine, rollout=True)
+
+    def exec_run(self, sid: str, imagine: bool = True, max_steps: int = RUN_LIMIT):
+        """Execute chunks until success, the step limit, or Stop; yields a view after every chunk."""
+        s = self._session(sid)
+        with self._guard:
+            if s.busy:
+                raise LabError("This simulator is busy with a rollout; press Stop or wait for it to finish.")
+            s.busy, s.stop = True, False
+        try:
+            start = s.env.steps if s.env is not None else 0
+            while True:
+                view = s.run(self._chunk, s, imagine)
+                yield view
+                if view["ended"] or s.stop or s.env.steps - start >= max_steps:
+                    if not view["ended"]:
+                        view = s.run(lambda: {**self._view(s), "ended": self._end_rollout(s, "stopped")})
+                        yield view
+                    return
+        finally:
+            s.busy = False
+
+    def exec_stop(self, sid: str) -> str:
+        """Ask a running rollout to stop after its current chunk (it is then recorded)."""
+        s = self._session(sid)
+        s.stop = True
+        if not s.busy:
+            rid = s.run(self._end_rollout, s, "stopped")
+            return f"Rollout #{rid} recorded." if rid else "Nothing is running."
+        return "Stopping after this chunk…"
+
+    def _chunk(self, s: SimSession, imagine: bool) -> dict:
+        self._require_env(s)
+        goal = self._goal_for_policy(s)
+        if s.rec is None or s.rec.goal_id != s.goal_id:
+            self._end_rollout(s, "new rollout")
+            s.rec = Recording(s.goal_id, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]])
+            s.plan = None
+        with self._policy_lock:
+            pred = self.policy.predict_chunk(s.obs, goal)
+            im = self.policy.imagine(s.obs, goal) if imagine and self.policy.config.use_world_model else None
+        rec = s.rec
+        rec.imagined.append(im)
+        rec.predictions.append({"proximal": pred["proximal"][0].numpy(), "distal": pred["distal"][0].numpy(),
+                                "offsets": pred["offsets"], "t0": len(rec.actions)})
+        t0 = len(rec.actions)
+        for a in pred["proximal"][0, : self.policy.config.msth_E].numpy():
+            s.obs, _, _, truncated, s.info = s.env.step(a)
+            rec.actions.append(s.info["action"])
+            rec.states.append(s.obs["state"])
+            for v, f in s.obs["images"].items():
+                rec.frames[v].append(np.array(f))
+            if s.info["is_success"] or truncated:
+                break
+        rec.chunks.append((t0, len(rec.actions)))
+        ended = None
+        if s.info["is_success"] or s.env.steps >= s.env.max_steps:
+            ended = self._end_rollout(s, "success" if s.info["is_success"] else "step limit")
+        return {**self._view(s), "ended": ended}
+
+    def _end_rollout(self, s: SimSession, why: str) -> int | None:
+        """Store the session's open rollout (frames, DB row, HER transitions); returns its id."""
+        rec, s.rec = s.rec, None
+        if rec is None or not rec.actions:
+            return None
+        from a2g_core.data.rollouts import record_rollout
+        ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in rec.frames.items()},
+                     np.stack(rec.states), np.stack(rec.actions), bool(s.info.get("is_success")), {"ended": why})
+        row = record_rollout(self.engine, self.root / "rollouts", ep, rec.chunks, target="sim",
+                             policy=str(self.policy_dir), adapter=self.adapter, goal_id=rec.goal_id,
+                             sim_success=ep.success, imagined=rec.imagined)
+        np.savez(Path(row.episode_dir) / "predictions.npz",
+                 t0=np.array([p["t0"] for p in rec.predictions]),
+                 proximal=np.stack([p["proximal"] for p in rec.predictions]),
+                 distal=np.stack([p["distal"] for p in rec.predictions]),
+                 offsets=np.stack([p["offsets"] for p in rec.predictions]))
+        s.last_rollout = row.id
+        return row.id
+
+    # ------------------------------------------------------------------ teleop and demonstrations
+    def teleop(self, sid: str, command: str) -> dict:
+        """Jog the end effector (x+/x-/y+/y-/z+/z-/yaw+/yaw-), open/close the gripper, or go home.
+        While a demonstration is being recorded every step is kept."""
+        s = self._session(sid)
+
+        def go():
+            self._require_env(s)
+            self._end_rollout(s, "teleop took over")
+            target = np.array(s.obs["state"], dtype=np.float64)
+            if command == "home":
+                target = HOME.copy()
+            elif command in ("open", "close"):
+                target[4] = 0.0 if command == "open" else 1.0
+            else:
+                axis, sign = command[:-1], command[-1]
+                if axis not in JOG or sign not in "+-":
+                    raise LabError(f"Unknown teleop command {command!r}.")
+                i = ["x", "y", "z", "yaw"].index(axis)
+                target[i] += JOG[axis] * (1 if sign == "+" else -1)
+            target = np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH)
+            for _ in range(6 if command == "home" else 2):         # a few steps to settle on the target
+                s.obs, _, _, _, s.info = s.env.step(target)
+                if s.demo is not None:
+                    s.demo.actions.append(s.info["action"])
+                    s.demo.states.append(s.obs["state"])
+                    for v, f in s.obs["images"].items():
+                        s.demo.frames[v].append(np.array(f))
+            return self._view(s)
+        return self._exclusive(s, go)
+
+    def demo_start(self, sid: str) -> str:
+        s = self._session(sid)
+        self._require_env(s)
+        s.demo = Recording(None, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]])
+        return "Recording a demonstration: jog the arm, then press Save demo."
+
+    def demo_save(self, sid: str) -> str:
+        """Write the demonstration into the lab's demo dataset and snap its end as a goal."""
+        from a2g_core.data.episodes import init_dataset, write_episode
+        s = self._session(sid)
+        if s.demo is None or not s.demo.actions:
+            raise LabError("Start a demonstration and move the arm before saving it.")
+        d, s.demo = s.demo, None
+        ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in d.frames.items()},
+                     np.stack(d.states), np.stack(d.actions), bool(s.info.get("is_success")), {"source": "teleop"})
+        root = self.root / "demos"
+        init_dataset(root, views=tuple(ep.frames), resolution=self.resolution, fps=20)
+        folder = write_episode(root, ep, name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}")
+        gid = self.goal_snap(sid, name=f"end of {folder.name}")["id"]
+        return f"Saved {len(ep)} steps to {folder} and its end as goal #{gid}."
+
+    # ------------------------------------------------------------------ review
+    def rollouts(self, task: str | None = None, label: str | None = None, round_id=None) -> list:
+        rid = int(round_id) if round_id not in (None, "", "all") else None
+        return crud.list_rollouts(self.engine, task=task or None, label=None if label in (None, "", "all") else label,
+                                  round_id=rid)
+
+    def review(self, rollout_id) -> dict:
+        """Frames, imagined frames, states, actions and predictions of a recorded rollout."""
+        from a2g_core.data.episodes import StoredEpisode
+        from a2g_core.data.rollouts import load_imagined
+        try:
+            r = crud.get_rollout(self.engine, rollout_id=int(rollout_id))
+        except (TypeError, ValueError):
+            raise LabError("Pick a rollout from the list.") from None
+        folder = Path(r.episode_dir)
+        if not folder.exists():
+            raise LabError(f"The files of rollout #{r.id} are gone ({folder}).")
+        import json
+        ep = StoredEpisode(folder, json.loads((folder / "meta.json").read_text()))
+        states, actions = ep.lowdim()
+        pred = dict(np.load(folder / "predictions.npz")) if (folder / "predictions.npz").exists() else None
+        return {"row": r, "frames": {v: np.asarray(ep.frames(v)) for v in ep.meta["views"]}, "states": states,
+                "actions": actions, "imagined": load_imagined(r.imagined_dir) if r.imagined_dir else {},
+                "predictions": pred, "chunks": [(t.t0, t.t1) for t in self._transitions(r.id)]}
+
+    def _transitions(self, rollout_id: int):
+        from sqlmodel import select
+
+        from a2g_core.store.db import session
+        from a2g_core.store.tables import Transition
+        with session(self.engine) as db:
+            return list(db.exec(select(Transition).where(Transition.rollout_id == rollout_id).order_by(Transition.t0)))
+
+    def label(self, rollout_id, label: str, note: str = "") -> str:
+        if label not in ("success", "failure"):
+            raise LabError("Choose success or failure.")
+        try:
+            crud.label_rollout(self.engine, rollout_id=int(rollout_id), label=label, note=note or "")
+        except (TypeError, ValueError) as e:
+            raise LabError(str(e) if isinstance(e, ValueError) and "rollout" in str(e) else
+                           "Pick a rollout from the list.") from None
+        return f"Rollout #{int(rollout_id)} labelled {label}."
+
+    # ------------------------------------------------------------------ improve
+    def improve_start(self, *, task: str, mode: str, source: str = "all", rounds: int = 1, buffer: int = 20,
+                      epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10) -> str:
+        """Start ``python -m a2g_core improve`` in the background; one run at a time."""
+        if self._improve is not None and self._improve.poll() is None:
+            raise LabError("An improvement round is already running; wait for it to finish.")
+        if task not in TASKS or mode not in MODES:
+            raise LabError("Pick a task and a mode.")
+        nums = {"rounds": rounds, "buffer": buffer, "epochs": epochs, "rank": rank, "eval episodes": eval_episodes,
+                "max rollouts": max_rollouts}
+        for k, v in nums.items():
+            if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
+                raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
+        run = self.root / "improve" / f"{task}-{mode}-{source}"
+        log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(self.policy_dir), "--task", task,
+               "--mode", mode, "--run", str(run), "--rounds", str(int(rounds)), "--source", source,
+               "--buffer", str(int(buffer)), "--epochs", str(int(epochs)), "--rank", str(int(rank)),
+               "--eval-episodes", str(int(eval_episodes)), "--max-rollouts", str(int(max_rollouts)),
+               "--db", str(self.engine.url.database)]
+        with open(log, "w") as f:
+            f.write("$ python " + " ".join(cmd[1:]) + "\n")
+        self._improve_log = log
+        self._improve = subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+        return f"Started: {' '.join(cmd[2:5])} … (log {log})"
+
+    def improve_status(self) -> dict:
+        running = self._improve is not None and self._improve.poll() is None
+        code = None if self._improve is None or running else self._improve.returncode
+        log = self._improve_log.read_text()[-4000:] if self._improve_log and self._improve_log.exists() else ""
+        return {"running": running, "returncode": code, "log": log, "rounds": crud.list_rounds(self.engine)}
+
+    # ------------------------------------------------------------------ benchmarks
+    def evaluations(self) -> list:
+        return crud.list_evaluations(self.engine)
+
+    # ------------------------------------------------------------------ bridge (Genie-01 / any openpi client)
+    def bridge_start(self, port: int = 8000, sid: str | None = None) -> dict:
+        from a2g_core.models.act2goal import Act2GoalPolicy
+        from a2g_core.robot.server import PolicyServer
+        if self.bridge is not None:
+            raise LabError(f"The bridge is already serving on port {self.bridge.port}.")
+        policy = Act2GoalPolicy.from_pretrained(self.policy_dir, adapter=self.adapter)
+        self.bridge = PolicyServer(policy, policy_id=str(self.policy_dir), adapter_id=self.adapter, engine=self.engine,
+                                   record_root=self.root / "robot_rollouts", port=int(port), imagine=True).start()
+        if sid and self._session(sid).goal_id is not None:
+            self.bridge_goal(sid)
+        return self.bridge.status()
+
+    def _require_bridge(self):
+        if self.bridge is None:
+            raise LabError("Start the bridge server first.")
+        return self.bridge
+
+    def bridge_control(self, action: str) -> dict:
+        gate = {"arm": "armed", "pause": "paused", "step": "step", "stop": "stopped"}.get(action)
+        if gate is None:
+            raise LabError(f"Unknown control {action!r}.")
+        self._require_bridge().set_gate(gate)
+        return self.bridge.status()
+
+    def bridge_goal(self, sid: str) -> dict:
+        """Send this session's goal to the bridge (it ends the bridge's open rollouts)."""
+        b = self._require_bridge()
+        gid = self._session(sid).goal_id
+        if gid is None:
+            raise LabError("Choose a goal first (Goals tab).")
+        b._pool.submit(b.set_goal_id, gid).result()
+        return b.status()
+
+    def bridge_view(self) -> dict | None:
+        b = self.bridge
+        if b is None or b.last_frames is None:
+            return None
+        return {"frames": {v: upscale(f) for v, f in b.last_frames.items()}, "status": b.status()}
 
     def close(self) -> None:
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        if self._improve is not None and self._improve.poll() is None:
+            self._improve.terminate()
         with self._guard:
             for s in self._sessions.values():
                 if s.env is not None:

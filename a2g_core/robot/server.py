@@ -63,6 +63,7 @@ class PolicyServer:
         self.gate = "armed" if armed else "paused"
         self.watchdog_s, self.max_message, self.imagine = watchdog_s, max_message, imagine
         self.served = 0
+        self.last_frames: dict | None = None           # the latest request's views, for the lab's live view
         self.rollouts: list[int] = []                 # ids of the rollouts recorded so far
         self._recs: dict[int, _Recording] = {}        # per connection
         self.goal, self.goal_id = None, None
@@ -154,6 +155,7 @@ class PolicyServer:
             rec.imagined.append(imagined)
             rec.last = time.monotonic()
             self.served += 1
+            self.last_frames = images
         return {"actions": actions, "step": (len(rec.chunks) - 1) * len(actions)}
 
     # ------------------------------------------------------------------ recording

@@ -1,8 +1,11 @@
 """The lab through its API, as a browser would drive it (gradio_client, explicit api_names)."""
 import socket
+import time
 
+import numpy as np
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
+from PIL import Image
 
 from app.controller import LabController
 from app.ui import build_app
@@ -15,41 +18,145 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-    ctrl = LabController(resolution=64)
+def lab(tmp_path_factory, tiny_policy_dir):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+    ctrl = LabController(tiny_policy_dir, tmp_path_factory.mktemp("lab"))
     demo = build_app(ctrl)
     port = _free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path_factory.mktemp("dl")))
+    yield ctrl, f"http://127.0.0.1:{port}/", tmp_path_factory.mktemp("dl")
     demo.close()
     ctrl.close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
     mp.undo()
 
 
-def test_reset_step_and_goal(client):
-    from PIL import Image
-    client.predict(api_name="/new_session")
+@pytest.fixture
+def client(lab):
+    _, url, dl = lab
+    c = Client(url, verbose=False, download_files=str(dl))
+    c.predict(api_name="/new_session")
+    return c
+
+
+def test_goal_imagine_execute_review_label(lab, client):
+    ctrl = lab[0]
     head, wrist, state, status = client.predict("place_empty_cup", "easy", 3, api_name="/sim_reset")
-    assert Image.open(head).size == (192, 192) and Image.open(wrist).size == (192, 192)
-    assert "step 0/" in status and len(state) == 5
-    *_, state2, status2 = client.predict(api_name="/sim_step_expert")
-    assert "step 10/" in status2 and state2 != state
-    *_, status3 = client.predict(api_name="/sim_run_expert")
-    assert "success: yes" in status3
-    goal_head, goal_wrist = client.predict("place_empty_cup", "easy", 3, api_name="/sim_goal")
-    assert Image.open(goal_head).size == (192, 192)
+    assert Image.open(head).size == (256, 256) and "step 0/" in status and len(state) == 5
+    library, current, preview = client.predict("place_empty_cup", "easy", 3, api_name="/goal_expert")
+    assert "expert" in current and len(preview) == 2
+    *galleries, timeline, msg = client.predict(api_name="/imagine")
+    assert [len(g) for g in galleries] == [4, 4] and "proximal" in msg      # 2 + 2 frames per view
+    assert "+4 steps" in galleries[0][0]["caption"]
+    *_, status = client.predict(True, api_name="/exec_step")
+    assert "step 6/" in status and "recording rollout (6 steps)" in status
+    *_, status = client.predict(True, api_name="/exec_step")
+    assert "step 12/" in status
+    assert "recorded" in client.predict(api_name="/exec_stop")
+    client.predict("all", "all", "all", api_name="/review_list")
+    rows = ctrl.rollouts()
+    assert rows and rows[0].steps == 12 and rows[0].sim_success is False
+    rid = rows[0].id
+    head_video, wrist_video, plot, summary, label, note = client.predict(rid, api_name="/review_load")
+    assert f"#{rid}" in summary and "2 chunks" in summary
+    video = head_video["video"] if isinstance(head_video, dict) else head_video
+    assert str(video).endswith(".mp4") and plot is not None
+    assert "labelled failure" in client.predict(rid, "failure", "missed the cup", api_name="/review_label")
+    assert ctrl.rollouts(label="failure")[0].note == "missed the cup"
+
+
+def test_busy_simulator_says_so(lab):
+    ctrl = lab[0]
+    sid = ctrl.new_session()
+    ctrl.sim_reset(sid, "place_empty_cup", "easy", 4)
+    ctrl.goal_expert(sid, "place_empty_cup", "easy", 4)
+    run = ctrl.exec_run(sid, False, max_steps=12)
+    next(run)                                             # a rollout is running in this simulator
+    with pytest.raises(Exception, match="busy with a rollout"):
+        ctrl.exec_step(sid)
+    ctrl.exec_stop(sid)
+    views = list(run)
+    assert views[-1]["ended"]                              # stopped, and recorded
+    assert ctrl.exec_step(sid, False)["status"]            # free again
+
+
+def test_uploads_are_validated(lab, client, tmp_path):
+    ctrl = lab[0]
+    before = len(ctrl.goal_library())
+    junk = tmp_path / "photo.png"
+    junk.write_bytes(b"this is not a picture")
+    with pytest.raises(Exception, match="could not be decoded"):
+        client.predict(handle_file(str(junk)), None, "", api_name="/goal_upload")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(11 * 2**20))
+    with pytest.raises(Exception, match="limit is 10 MB"):
+        client.predict(handle_file(str(big)), None, "", api_name="/goal_upload")
+    assert len(ctrl.goal_library()) == before               # nothing stored
+    ok = tmp_path / "goal.jpg"
+    Image.fromarray(np.full((120, 200, 3), 200, np.uint8)).save(ok)
+    _, current, preview = client.predict(handle_file(str(ok)), None, "grey", api_name="/goal_upload")
+    assert "uploaded" in current and len(preview) == 1
+    assert np.asarray(Image.open(ctrl.goal_library()[0]["images"]["head"])).shape == (64, 64, 3)
+
+
+def test_teleop_and_demo(lab, client):
+    ctrl = lab[0]
+    _, _, state0, _ = client.predict("plating", "easy", 1, api_name="/sim_reset")
+    client.predict(api_name="/demo_start")
+    _, _, state1, _ = client.predict(api_name="/teleop_x_plus")
+    assert state1[0] > state0[0] + 0.01
+    client.predict(api_name="/teleop_close")
+    msg = client.predict(api_name="/demo_save")
+    assert "Saved 4 steps" in msg and "goal #" in msg
+    assert (ctrl.root / "demos" / "dataset.json").exists()
 
 
 def test_bad_input_is_a_readable_error(client):
-    client.predict(api_name="/new_session")
     with pytest.raises(Exception, match="Reset the simulator first"):
-        client.predict(api_name="/sim_step_expert")
+        client.predict(True, api_name="/exec_step")
     with pytest.raises(Exception, match="less than minimum value 0"):
         client.predict("plating", "easy", -4, api_name="/sim_reset")
+    client.predict("plating", "easy", 0, api_name="/sim_reset")
+    with pytest.raises(Exception, match="Choose a goal first"):
+        client.predict(api_name="/imagine")
+
+
+def test_improvement_round_from_the_page(lab, client):
+    ctrl = lab[0]
+    msg, _ = client.predict("place_empty_cup", "easy", "all", 1, 5, 1, 4, 1, 1, api_name="/improve_start")
+    assert msg.startswith("Started")
+    with pytest.raises(Exception, match="already running"):
+        client.predict("place_empty_cup", "easy", "all", 1, 5, 1, 4, 1, 1, api_name="/improve_start")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        state, log, table, plot, adapter, _ = client.predict(api_name="/improve_status")
+        if "finished" in state or "failed" in state:
+            break
+        time.sleep(2)
+    assert "finished" in state, log
+    rows = table["data"]
+    assert rows[-1][3] == "done" and rows[-1][10].endswith("round_001")
+    assert "round_001" in client.predict(rows[-1][10], api_name="/use_adapter")
+    assert ctrl.adapter.endswith("round_001")
+
+
+def test_bridge_from_the_lab(lab, client):
+    from a2g_core.robot.robot import SimRobot
+    from a2g_core.robot.runner import run_robot
+    ctrl = lab[0]
+    client.predict("place_empty_cup", "easy", 5, api_name="/sim_reset")
+    client.predict("place_empty_cup", "easy", 5, api_name="/goal_expert")
+    port = _free_port()
+    status = client.predict(port, api_name="/bridge_start")
+    assert status["gate"] == "paused" and status["has_goal"]
+    client.predict(api_name="/bridge_arm")
+    with SimRobot("place_empty_cup", "easy", seed=5, resolution=64, max_steps=18) as robot:
+        out = run_robot(robot, f"ws://127.0.0.1:{port}", realtime=False, log=lambda m: None)
+    assert out["steps"] == 18
+    frames, status = client.predict(api_name="/bridge_view")
+    assert len(frames) == 2 and status["served"] == 3
+    deadline = time.time() + 10
+    while not ctrl.rollouts(task="place_empty_cup") or ctrl.rollouts()[0].target != "robot":
+        assert time.time() < deadline, "the bridge rollout was not recorded"
+        time.sleep(0.2)
+    assert ctrl.rollouts()[0].steps == 12

@@ -11,9 +11,9 @@ def _in_thread(fn):
     return out["result"]
 
 
-def test_a_session_can_be_driven_from_any_thread():
+def test_a_session_can_be_driven_from_any_thread(tiny_policy_dir, tmp_path):
     """Gradio calls back on arbitrary worker threads; the EGL context must not care (EGL_BAD_ACCESS)."""
-    ctrl = LabController(resolution=64)
+    ctrl = LabController(tiny_policy_dir, tmp_path)
     sid = ctrl.new_session()
     keep_alive = threading.Event()
     holder = threading.Thread(target=lambda: (ctrl.sim_reset(sid, "place_empty_cup", "easy", 0), keep_alive.wait()))
@@ -27,3 +27,11 @@ def test_a_session_can_be_driven_from_any_thread():
         keep_alive.set()
         holder.join()
         ctrl.close()
+
+
+def test_missing_checkpoint_is_one_sentence(tmp_path):
+    import pytest
+
+    from app.controller import LabError
+    with pytest.raises(LabError, match="No policy checkpoint at"):
+        LabController(tmp_path / "nothing", tmp_path)
