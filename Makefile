@@ -30,18 +30,18 @@ bench: $(STAMP)  ## simulator and model benchmarks (writes assets/bench_*.json)
 	$(BIN)/python -m a2g_core bench-model --json assets/bench_model.json
 
 # The default checkpoint: expert data -> VAE -> stage 1 -> stage 2 -> assets/checkpoints/tiny.
-# Every step resumes after a kill; on 2 CPU cores the whole chain takes about an hour.
+# Every step resumes after a kill; on 2 CPU cores the whole chain takes about 2.5 hours.
 DATA ?= sessions/data/expert64
 RUNS ?= sessions/runs
-PER_TASK ?= 30
+PER_TASK ?= 60
 VAE_STEPS ?= 600
-S1_STEPS ?= 1500
-S2_STEPS ?= 600
-checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about an hour on 2 cores)
+S1_STEPS ?= 2500
+S2_STEPS ?= 2500
+checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about 2.5 hours on 2 cores)
 	$(BIN)/python -m a2g_core gen-data --task all --mode all --episodes 100 --workers 2 --resolution 64 --out $(DATA)
 	$(BIN)/python -m a2g_core train --stage vae --data $(DATA) --out $(RUNS)/vae --steps $(VAE_STEPS) --lr 1e-3 --warmup 50 --ckpt-every 100
-	$(BIN)/python -m a2g_core train --stage 1 --data $(DATA) --per-task $(PER_TASK) --vae $(RUNS)/vae/vae --out $(RUNS)/stage1 --steps $(S1_STEPS)
-	$(BIN)/python -m a2g_core train --stage 2 --data $(DATA) --per-task $(PER_TASK) --init $(RUNS)/stage1/final --out $(RUNS)/stage2 --steps $(S2_STEPS) --lr 1e-4
+	$(BIN)/python -m a2g_core train --stage 1 --data $(DATA) --per-task $(PER_TASK) --vae $(RUNS)/vae/vae --out $(RUNS)/stage1 --steps $(S1_STEPS) --ckpt-every 250
+	$(BIN)/python -m a2g_core train --stage 2 --data $(DATA) --per-task $(PER_TASK) --init $(RUNS)/stage1/final --out $(RUNS)/stage2 --steps $(S2_STEPS) --lr 2e-4 --ckpt-every 250
 	rm -rf assets/checkpoints/tiny && mkdir -p assets/checkpoints/tiny
 	cp -r $(RUNS)/stage2/final/. assets/checkpoints/tiny/
 	cat $(RUNS)/vae/log.jsonl > assets/checkpoints/tiny/train_log_vae.jsonl

@@ -529,6 +529,19 @@ class LabController:
         log = self._improve_log.read_text()[-4000:] if self._improve_log and self._improve_log.exists() else ""
         return {"running": running, "returncode": code, "log": log, "rounds": crud.list_rounds(self.engine)}
 
+    def improve_baselines(self, rounds: list) -> dict[str, float]:
+        """run -> success of the base policy on that run's evaluation (round 0)."""
+        base = [e for e in crud.list_evaluations(self.engine)
+                if e.suite.startswith("improve:") and e.round_id is None and e.adapter is None]
+        out = {}
+        for r in rounds:
+            c = r.config
+            for e in base:
+                if (e.policy, e.task, e.mode, e.episodes) == (r.base, c.get("task"), c.get("mode"),
+                                                             c.get("eval_episodes")):
+                    out[c.get("run", "?")] = e.success
+        return out
+
     # ------------------------------------------------------------------ benchmarks
     def evaluations(self) -> list:
         return crud.list_evaluations(self.engine)

@@ -308,8 +308,7 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                  *[round(r.timings[k], 1) if k in r.timings else None
                    for k in ("rollout", "relabel", "optimise", "evaluate")], r.adapter or r.error or ""]
                 for r in st["rounds"]]
-        base = {e.suite.removeprefix("improve:"): e.success for e in ctrl.evaluations()
-                if e.suite.startswith("improve:") and e.round_id is None}
+        base = ctrl.improve_baselines(st["rounds"])
         if st["running"]:
             msg = "**running…**"
         elif st["returncode"] is None:

@@ -70,12 +70,13 @@ def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) ->
 
 
 def baseline_success(engine, base, run: str | Path, cfg: ImproveConfig) -> dict:
-    """Success of the base policy (round 0) on the run's evaluation seeds, measured once per run."""
-    run = Path(run)
-    for e in crud.list_evaluations(engine, suite=f"improve:{run}"):
-        if e.round_id is None and e.adapter is None:
+    """Success of the base policy (round 0) on the evaluation seeds: measured once per policy, task,
+    mode and episode count, and shared by every run that asks (the seeds are the same)."""
+    for e in crud.list_evaluations(engine):
+        if (e.suite.startswith("improve:") and e.round_id is None and e.adapter is None and e.policy == str(base)
+                and (e.task, e.mode, e.episodes) == (cfg.task, cfg.mode, cfg.eval_episodes)):
             return {"success": e.success, "ci95": [e.ci_low, e.ci_high], "episodes": e.episodes}
-    return _evaluate(engine, base, None, cfg, None, run)
+    return _evaluate(engine, base, None, cfg, None, Path(run))
 
 
 def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveConfig,
