@@ -36,7 +36,7 @@ RUNS ?= sessions/runs
 PER_TASK ?= 60
 VAE_STEPS ?= 600
 S1_STEPS ?= 2500
-S2_STEPS ?= 2500
+S2_STEPS ?= 2000
 checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about 2.5 hours on 2 cores)
 	$(BIN)/python -m a2g_core gen-data --task all --mode all --episodes 100 --workers 2 --resolution 64 --out $(DATA)
 	$(BIN)/python -m a2g_core train --stage vae --data $(DATA) --out $(RUNS)/vae --steps $(VAE_STEPS) --lr 1e-3 --warmup 50 --ckpt-every 100

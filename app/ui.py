@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from a2g_core.sim import MODES, TASKS
 from app import figures

@@ -7,12 +7,13 @@ Weights are random (speed does not depend on them); medians of ``repeats`` reque
 """
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 
 import numpy as np
 import torch
+
+from a2g_core.eval.model_bench import _median_ms
 
 
 def _server_for(cfg, goal):
@@ -22,17 +23,6 @@ def _server_for(cfg, goal):
     vae = VideoVAE(VAEConfig(resolution=cfg.resolution, latent_channels=cfg.latent_channels)).requires_grad_(False)
     policy = Act2GoalPolicy(cfg, vae=vae).eval()
     return PolicyServer(policy, goal=goal, port=0, armed=True).start(), policy
-
-
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def run_bridge_bench(repeats: int = 30, log=print) -> dict:

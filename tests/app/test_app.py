@@ -1,5 +1,4 @@
 """The lab through its API, as a browser would drive it (gradio_client, explicit api_names)."""
-import socket
 import time
 
 import numpy as np
@@ -7,28 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app.controller import LabController
-from app.ui import build_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, tiny_policy_dir):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
-    ctrl = LabController(tiny_policy_dir, tmp_path_factory.mktemp("lab"))
-    demo = build_app(ctrl)
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield ctrl, f"http://127.0.0.1:{port}/", tmp_path_factory.mktemp("dl")
-    demo.close()
-    ctrl.close()
-    mp.undo()
+from tests.app.conftest import free_port
 
 
 @pytest.fixture
@@ -146,7 +124,7 @@ def test_bridge_from_the_lab(lab, client):
     ctrl = lab[0]
     client.predict("place_empty_cup", "easy", 5, api_name="/sim_reset")
     client.predict("place_empty_cup", "easy", 5, api_name="/goal_expert")
-    port = _free_port()
+    port = free_port()
     status = client.predict(port, api_name="/bridge_start")
     assert status["gate"] == "paused" and status["has_goal"]
     client.predict(api_name="/bridge_arm")
