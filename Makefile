@@ -22,7 +22,8 @@ venv: $(STAMP)  ## create .venv and install requirements.txt into it
 run: $(STAMP)  ## start the lab on http://127.0.0.1:7860
 	$(BIN)/python app.py
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## run the test suite (installs Debian's chromium for the browser test when it can)
+	sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)  ## simulator and model benchmarks (writes assets/bench_*.json)

@@ -107,6 +107,13 @@ def _bar(desc: str, unit: str = "step"):
     return bar, progress
 
 
+def _dataset_resolution(data) -> int:
+    spec = Path(data) / "dataset.json"
+    if not spec.exists():
+        raise ValueError(f"{data} is not a dataset folder (no dataset.json); create one with gen-data.")
+    return int(json.loads(spec.read_text())["resolution"])
+
+
 def cmd_train(args) -> int:
     from a2g_core.train.loop import TrainConfig
     from a2g_core.train.stages import train_policy, train_vae
@@ -114,7 +121,11 @@ def cmd_train(args) -> int:
                       ckpt_every=args.ckpt_every, log_every=args.log_every, seed=args.seed)
     bar, progress = _bar(f"stage {args.stage}")
     if args.stage == "vae":
-        logs = train_vae(args.data, args.out, cfg, progress=progress)
+        from a2g_core.models.vae import VAEConfig
+        blocks = tuple(int(c) for c in args.vae_blocks.split(","))
+        vae_cfg = VAEConfig(resolution=_dataset_resolution(args.data), block_out_channels=blocks,
+                            object_weight=args.vae_object_weight)
+        logs = train_vae(args.data, args.out, cfg, vae_config=vae_cfg, progress=progress)
         where = Path(args.out) / "vae"
     else:
         cache_bar, cache_progress = _bar("latent cache", "ep")
@@ -249,8 +260,17 @@ def cmd_robot_run(args) -> int:
 
 
 def cmd_bench_bridge(args) -> int:
-    from a2g_core.eval.bridge_bench import run_bridge_bench
-    _write_json(args.json, run_bridge_bench(repeats=args.repeats))
+    from a2g_core.eval.bridge_bench import bridge_success, run_bridge_bench
+    report = run_bridge_bench(repeats=args.repeats)
+    if args.success_episodes:
+        bar, progress = _bar("episodes through the bridge", "ep")
+        report["success"] = r = bridge_success(args.policy, task=args.task, mode=args.mode,
+                                               episodes=args.success_episodes,
+                                               progress=lambda i, n: progress(i, n, {}))
+        bar.close()
+        print(f"{args.task}/{args.mode}, {r['episodes']} seeds: through the bridge {r['bridge']['success']:.2f}, "
+              f"in-process {r['in_process']['success']:.2f}")
+    _write_json(args.json, report)
     return 0
 
 
@@ -355,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 policy folder (OUT/final)")
     t.add_argument("--per-task", type=int, default=None,
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
+    t.add_argument("--vae-blocks", default="16,32,64,64",
+                   help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64,64: 8×)")
+    t.add_argument("--vae-object-weight", type=float, default=0.0,
+                   help="VAE: weight of pixels unlike the background in the reconstruction loss (0: plain)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -449,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "round trip minus in-process time; tabletop requests per second with one and "
                                     "two clients. Medians; random weights.")
     bb.add_argument("--repeats", type=int, default=30)
+    bb.add_argument("--success-episodes", type=int, default=0,
+                    help="also run this many seeds through the bridge and in-process and compare success")
+    bb.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"))
+    bb.add_argument("--task", default="place_empty_cup")
+    bb.add_argument("--mode", default="easy")
     bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
     bb.set_defaults(func=cmd_bench_bridge)
 

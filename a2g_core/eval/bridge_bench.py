@@ -85,3 +85,34 @@ def run_bridge_bench(repeats: int = 30, log=print) -> dict:
     finally:
         server.close()
     return report
+
+
+def bridge_success(policy_dir, *, task: str, mode: str, episodes: int, seed_start: int = 10_000,
+                   progress=None) -> dict:
+    """The same seeds twice: the simulator robot driven through the bridge (server + runner on
+    loopback), and in-process evaluation. Success should agree within noise."""
+    from a2g_core.eval.policy_eval import evaluate
+    from a2g_core.eval.sim_bench import wilson
+    from a2g_core.models.act2goal import Act2GoalPolicy
+    from a2g_core.robot.robot import SimRobot
+    from a2g_core.robot.runner import run_robot
+    from a2g_core.robot.server import PolicyServer
+    policy = Act2GoalPolicy.from_pretrained(policy_dir)
+    server = PolicyServer(policy, policy_id=str(policy_dir), port=0, armed=True).start()
+    wins = 0
+    try:
+        for i, seed in enumerate(range(seed_start, seed_start + episodes)):
+            robot = SimRobot(task, mode, seed, policy.config.resolution)
+            server._pool.submit(server.set_goal, robot.goal()).result()
+            with robot:
+                out = run_robot(robot, f"ws://127.0.0.1:{server.port}", realtime=False, max_steps=10_000,
+                                log=lambda m: None)
+            wins += out["success"]
+            if progress:
+                progress(i + 1, episodes)
+    finally:
+        server.close()
+    direct = evaluate(policy_dir, task=task, mode=mode, episodes=episodes, seed_start=seed_start)
+    return {"task": task, "mode": mode, "episodes": episodes,
+            "bridge": {"success": wins / episodes, "ci95": list(wilson(wins, episodes))},
+            "in_process": {"success": direct["success"], "ci95": direct["ci95"]}}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from a2g_core.models.io import load_network, save_network
-from a2g_core.models.vae import VideoVAE
+from a2g_core.models.vae import VAEConfig, VideoVAE
 from a2g_core.models.vae.modeling_vae import to_uint8, to_unit
 from tests.models.conftest import TINY_VAE
 
@@ -48,3 +48,25 @@ def test_wrong_frames_are_refused():
         vae.encode(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="uint8 frames"):
         vae.encode(torch.zeros(2, 32, 32, 3))
+
+
+def test_object_weight_only_reweights_frames_with_objects():
+    """On a plain frame every pixel is background, so the weighted loss equals the plain one; a
+    small object makes them differ (its pixels weigh more)."""
+    plain_cfg = VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4)
+    torch.manual_seed(0)
+    plain = VideoVAE(plain_cfg)
+    weighted = VideoVAE(plain_cfg.__class__(**{**plain_cfg.to_dict(), "object_weight": 10.0}))
+    weighted.load_state_dict(plain.state_dict())
+    frames = torch.full((2, 32, 32, 3), 180, dtype=torch.uint8)
+    torch.manual_seed(1)
+    a = plain({"frames": frames})[1]["loss_rec"]
+    torch.manual_seed(1)
+    b = weighted({"frames": frames})[1]["loss_rec"]
+    torch.testing.assert_close(a, b)
+    frames[:, 10:13, 20:23] = torch.tensor([220, 20, 20], dtype=torch.uint8)   # a 3-pixel red object
+    torch.manual_seed(1)
+    a = plain({"frames": frames})[1]["loss_rec"]
+    torch.manual_seed(1)
+    b = weighted({"frames": frames})[1]["loss_rec"]
+    assert not torch.allclose(a, b)

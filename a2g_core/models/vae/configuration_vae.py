@@ -17,6 +17,7 @@ class VAEConfig(ConfigBase):
     latent_channels: int = 8
     norm_num_groups: int = 8
     kl_weight: float = 1e-6
+    object_weight: float = 0.0                        # > 0: reconstruction weighted toward non-background pixels
 
     def __post_init__(self):
         if self.resolution % self.downsample:

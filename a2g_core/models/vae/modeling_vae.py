@@ -67,12 +67,20 @@ class VideoVAE(torch.nn.Module):
         self.latent_std.copy_(z.std(dim=(0, 2, 3)).clamp_min(1e-4))
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """``batch["frames"]``: uint8 (B, H, W, 3). Loss = L1 + MSE reconstruction + a small KL."""
+        """``batch["frames"]``: uint8 (B, H, W, 3). Loss = L1 + MSE reconstruction (optionally weighted
+        toward pixels unlike the frame's median colour) + a small KL."""
         self._check(batch["frames"])
         x = to_unit(batch["frames"])
         post = self.ae.encode(x).latent_dist
         rec = self.ae.decode(post.sample()).sample
-        loss_rec = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+        err = (rec - x).abs() + (rec - x) ** 2
+        if self.config.object_weight:
+            # small objects are few pixels against a plain table: weight pixels by how far they are
+            # from the frame's median colour, so a 4-pixel cup counts (it vanished without this)
+            med = x.flatten(2).median(dim=2).values[..., None, None]
+            w = 1 + self.config.object_weight * (x - med).abs().mean(dim=1, keepdim=True)
+            err = err * w / w.mean(dim=(2, 3), keepdim=True)
+        loss_rec = err.mean()
         loss_kl = post.kl().mean() / x[0].numel()
         loss = loss_rec + self.config.kl_weight * loss_kl
         return loss, {"loss_rec": loss_rec.detach(), "loss_kl": loss_kl.detach()}
