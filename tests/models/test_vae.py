@@ -56,7 +56,8 @@ def test_object_weight_only_reweights_frames_with_objects():
     plain_cfg = VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4)
     torch.manual_seed(0)
     plain = VideoVAE(plain_cfg)
-    weighted = VideoVAE(plain_cfg.__class__(**{**plain_cfg.to_dict(), "object_weight": 10.0}))
+    weighted = VideoVAE(VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4,
+                                  object_weight=10.0))
     weighted.load_state_dict(plain.state_dict())
     frames = torch.full((2, 32, 32, 3), 180, dtype=torch.uint8)
     torch.manual_seed(1)
