@@ -32,6 +32,7 @@ UPLOAD_LIMIT = 10 * 2**20                       # bytes per goal image
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 JOG = {"x": 0.02, "y": 0.02, "z": 0.02, "yaw": 0.2}   # metres / radians per teleop click
 RUN_LIMIT = 1000                                 # steps per "Run" at most
+MAX_SESSIONS = 16                                # browser sessions with a simulator; the oldest idle one goes
 
 
 def upscale(img: np.ndarray, size: int = 256) -> np.ndarray:
@@ -50,6 +51,7 @@ class Recording:
     goal_id: int | None
     frames: dict
     states: list
+    adapter: str | None = None                           # the adapter the chunks came from
     actions: list = field(default_factory=list)
     chunks: list = field(default_factory=list)
     imagined: list = field(default_factory=list)
@@ -101,7 +103,27 @@ class LabController:
         sid = uuid.uuid4().hex[:12]
         with self._guard:
             self._sessions[sid] = SimSession()
+            idle = [k for k, v in self._sessions.items() if not v.busy and k != sid]
+            evict = idle[: max(0, len(self._sessions) - MAX_SESSIONS)]
+        for k in evict:
+            self.close_session(k)
         return sid
+
+    def close_session(self, sid: str | None) -> None:
+        """A browser tab went away: record its open rollout and free its simulator."""
+        with self._guard:
+            s = self._sessions.pop(sid, None) if sid else None
+        if s is None:
+            return
+
+        def shut():
+            self._end_rollout(s, "page closed")
+            if s.env is not None:
+                s.env.close()
+        try:
+            s.run(shut)
+        finally:
+            s.thread.shutdown(wait=False)
 
     def _session(self, sid: str | None) -> SimSession:
         with self._guard:
@@ -358,8 +380,12 @@ class LabController:
         goal = self._goal_for_policy(s)
         if s.rec is None or s.rec.goal_id != s.goal_id:
             self._end_rollout(s, "new rollout")
-            s.rec = Recording(s.goal_id, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]])
+            s.rec = Recording(s.goal_id, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]],
+                              adapter=self.adapter)
             s.plan = None
+        if s.rec.adapter != self.adapter:                     # the policy changed: a new rollout
+            self._end_rollout(s, "adapter changed")
+            return self._chunk(s, imagine)
         with self._policy_lock:
             pred = self.policy.predict_chunk(s.obs, goal)
             im = self.policy.imagine(s.obs, goal) if imagine and self.policy.config.use_world_model else None
@@ -391,7 +417,7 @@ class LabController:
         ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in rec.frames.items()},
                      np.stack(rec.states), np.stack(rec.actions), bool(s.info.get("is_success")), {"ended": why})
         row = record_rollout(self.engine, self.root / "rollouts", ep, rec.chunks, target="sim",
-                             policy=str(self.policy_dir), adapter=self.adapter, goal_id=rec.goal_id,
+                             policy=str(self.policy_dir), adapter=rec.adapter, goal_id=rec.goal_id,
                              sim_success=ep.success, imagined=rec.imagined)
         np.savez(Path(row.episode_dir) / "predictions.npz",
                  t0=np.array([p["t0"] for p in rec.predictions]),
@@ -434,17 +460,24 @@ class LabController:
 
     def demo_start(self, sid: str) -> str:
         s = self._session(sid)
-        self._require_env(s)
-        s.demo = Recording(None, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]])
+
+        def start():
+            self._require_env(s)
+            s.demo = Recording(None, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]])
+        s.run(start)
         return "Recording a demonstration: jog the arm, then press Save demo."
 
     def demo_save(self, sid: str) -> str:
         """Write the demonstration into the lab's demo dataset and snap its end as a goal."""
         from a2g_core.data.episodes import init_dataset, write_episode
         s = self._session(sid)
-        if s.demo is None or not s.demo.actions:
-            raise LabError("Start a demonstration and move the arm before saving it.")
-        d, s.demo = s.demo, None
+
+        def take():
+            if s.demo is None or not s.demo.actions:
+                raise LabError("Start a demonstration and move the arm before saving it.")
+            d, s.demo = s.demo, None
+            return d
+        d = s.run(take)                        # on the simulator's thread: no jog can interleave
         ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in d.frames.items()},
                      np.stack(d.states), np.stack(d.actions), bool(s.info.get("is_success")), {"source": "teleop"})
         root = self.root / "demos"
@@ -468,8 +501,8 @@ class LabController:
         except (TypeError, ValueError):
             raise LabError("Pick a rollout from the list.") from None
         folder = Path(r.episode_dir)
-        if not folder.exists():
-            raise LabError(f"The files of rollout #{r.id} are gone ({folder}).")
+        if r.status != "done" or not (folder / "meta.json").exists():
+            raise LabError(f"The files of rollout #{r.id} are missing ({folder or 'never written'}).")
         import json
         ep = StoredEpisode(folder, json.loads((folder / "meta.json").read_text()))
         states, actions = ep.lowdim()
@@ -520,7 +553,8 @@ class LabController:
         with open(log, "w") as f:
             f.write("$ python " + " ".join(cmd[1:]) + "\n")
         self._improve_log = log
-        self._improve = subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+        with open(log, "a") as out:                       # the child keeps its own copy of the handle
+            self._improve = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         return f"Started: {' '.join(cmd[2:5])} … (log {log})"
 
     def improve_status(self) -> dict:
@@ -552,9 +586,16 @@ class LabController:
         from a2g_core.robot.server import PolicyServer
         if self.bridge is not None:
             raise LabError(f"The bridge is already serving on port {self.bridge.port}.")
+        if port is None or not 0 <= int(port) < 65536:
+            raise LabError("Give the bridge a port between 1 and 65535.")
         policy = Act2GoalPolicy.from_pretrained(self.policy_dir, adapter=self.adapter)
         self.bridge = PolicyServer(policy, policy_id=str(self.policy_dir), adapter_id=self.adapter, engine=self.engine,
-                                   record_root=self.root / "robot_rollouts", port=int(port), imagine=True).start()
+                                   record_root=self.root / "robot_rollouts", port=int(port), imagine=True)
+        try:
+            self.bridge.start()
+        except ValueError:
+            self.bridge = None
+            raise
         if sid and self._session(sid).goal_id is not None:
             self.bridge_goal(sid)
         return self.bridge.status()

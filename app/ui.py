@@ -209,7 +209,7 @@ def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
         v = ctrl.bridge_view()
         return ([(f, k) for k, f in v["frames"].items()], v["status"]) if v else ([], ctrl.bridge.status()
                                                                                   if ctrl.bridge else {})
-    b_start.click(_guard(lambda s, p: ctrl.bridge_start(int(p), s)), [sid, port], [b_status], api_name="bridge_start")
+    b_start.click(_guard(lambda s, p: ctrl.bridge_start(p, s)), [sid, port], [b_status], api_name="bridge_start")
     b_goal.click(_guard(ctrl.bridge_goal), [sid], [b_status], api_name="bridge_goal")
     for a, btn in b_buttons.items():
         btn.click(_guard(lambda a=a: ctrl.bridge_control(a)), None, [b_status], api_name=f"bridge_{a}")
@@ -358,7 +358,7 @@ def build_app(ctrl: LabController) -> gr.Blocks:
     with gr.Blocks(title="Act2Goal Lab") as demo:
         gr.Markdown("# Act2Goal Lab\nShow the robot a goal image, see what the world model imagines, execute the "
                     "policy's chunks, review and label, and improve by hindsight relabelling + LoRA.")
-        sid = gr.State(None)
+        sid = gr.State(None, delete_callback=ctrl.close_session)     # a closed tab frees its simulator
         with gr.Tab("Goals"):
             goals = create_goals_tab(ctrl, sid)
         with gr.Tab("Imagine"):

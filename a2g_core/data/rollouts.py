@@ -1,6 +1,8 @@
 """Recorded rollouts: the frames go to an episode-store folder, the facts (policy, adapter, goal,
-outcome, executed chunks = HER transitions) to the lab database, in that order, so a row never
-points at a half-written folder. Imagined frames, when there are any, go to ``imagined/`` inside
+outcome, executed chunks = HER transitions) to the lab database. The row is created first (status
+``recording``, to name the folder by its id), the folder is written atomically, and only then is
+the row marked ``done`` together with its transitions, in one transaction: readers (the buffer,
+Review) see done rows only, so none ever points at a half-written folder. Imagined frames, when there are any, go to ``imagined/`` inside
 the episode folder: ``step_NNNNNN.npz`` holds, per view, the frames the world model imagined at
 that step and their step offsets."""
 from __future__ import annotations

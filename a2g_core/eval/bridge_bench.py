@@ -44,7 +44,6 @@ def run_bridge_bench(repeats: int = 30, log=print) -> dict:
         client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
         round_trip = _median_ms(lambda: client.infer(obs), repeats)
         in_process = _median_ms(lambda: server.infer(-1, obs), repeats)
-        server._recs.clear()
         report["genie01"] = {"round_trip_ms": round_trip, "in_process_ms": in_process,
                              "overhead_ms": round_trip - in_process,
                              "request_bytes": sum(v.nbytes for v in obs.values())}
@@ -79,7 +78,6 @@ def run_bridge_bench(repeats: int = 30, log=print) -> dict:
             rates[n_clients] = n_clients * per / (time.perf_counter() - t)
         report["tabletop"] = {"requests_per_s_1_client": rates[1], "requests_per_s_2_clients": rates[2],
                               "in_process_ms": _median_ms(lambda: server.infer(-1, obs), repeats)}
-        server._recs.clear()
         log(f"tabletop (2 × 64×64): {rates[1]:.1f} requests/s with one client, {rates[2]:.1f} with two "
             f"(in-process chunk {report['tabletop']['in_process_ms']:.1f} ms)")
     finally:

@@ -1,5 +1,9 @@
 """The robot-side loop: observe → request a chunk → execute its actions at the control rate →
-repeat, obeying the operator's gate (paused: wait; stopped: end) and a local e-stop."""
+repeat, obeying the operator's gate (paused: wait; stopped: end) and a local e-stop.
+
+It executes every action of a chunk (the server's ``action_horizon``); the server records
+transitions assuming exactly that, so a client that executes fewer per request would give the
+hindsight replay wrong (o, a, o') triples."""
 from __future__ import annotations
 
 import time

@@ -61,6 +61,7 @@ class PolicyServer:
         self.engine, self.record_root = engine, Path(record_root) if record_root else None
         self.host, self.port, self.api_key = host, port, api_key
         self.gate = "armed" if armed else "paused"
+        self._epoch = 0                               # bumped by every operator gate change
         self.watchdog_s, self.max_message, self.imagine = watchdog_s, max_message, imagine
         self.served = 0
         self.last_frames: dict | None = None           # the latest request's views, for the lab's live view
@@ -77,9 +78,11 @@ class PolicyServer:
 
     # ------------------------------------------------------------------ operator controls
     def set_gate(self, gate: str) -> None:
+        """The operator's gate. A request accepted before a pause or stop never sends its actions."""
         if gate not in GATES:
             raise ValueError(f"Unknown gate {gate!r}; use one of {', '.join(GATES)}.")
-        self.gate = "armed" if gate == "arm" else gate
+        self.gate = gate
+        self._epoch += 1
         if gate == "stopped":
             self._finish_all("stopped by the operator")
 
@@ -132,10 +135,21 @@ class PolicyServer:
             raise ValueError(f"{p.state_key!r} contains NaN or infinite values.")
         return images, state
 
-    def infer(self, conn_id: int, obs) -> dict:
-        """Validate, predict, make safe, record. Runs on the single inference thread."""
+    def _admit(self) -> int:
+        """Check the gate for a new request; returns the gate epoch it was admitted in."""
+        if self.gate == "stopped":
+            raise ValueError("Execution is stopped by the operator.")
+        if self.gate == "paused":
+            raise ValueError("Execution is paused by the operator; retry when armed.")
+        if self.gate == "step":
+            self.gate = "paused"                          # one chunk, then wait again
+        return self._epoch
+
+    def infer(self, conn_id: int, obs) -> tuple[dict, dict]:
+        """Validate and predict a safe chunk (on the single inference thread). Returns the reply and
+        what ``record`` needs once the reply has been sent."""
         images, state = self._parse(obs)
-        task = obs.get("task") if isinstance(obs, dict) else None
+        task = obs.get("task")
         if isinstance(task, str) and task.removeprefix("goal:").strip().isdigit():
             gid = int(task.removeprefix("goal:"))
             if gid != self.goal_id:
@@ -145,24 +159,32 @@ class PolicyServer:
         o = {"images": images, "state": state}
         chunk = self.policy.predict_action_chunk(o, self.goal)[0, : self.policy.config.msth_E].numpy()
         actions = self.profile.make_safe(chunk, state)
+        with self._lock:
+            rec = self._recs.get(conn_id)
+            step = len(rec.chunks) * len(actions) if rec else 0
+        return {"actions": actions, "step": step}, {"obs": o, "actions": actions}
+
+    def record(self, conn_id: int, sent: dict) -> None:
+        """Add a served request to its connection's rollout (imagining, if asked, after the reply)."""
+        o = sent["obs"]
         imagined = self.policy.imagine(o, self.goal) if self.imagine and self.policy.config.use_world_model else None
         with self._lock:
             rec = self._recs.setdefault(conn_id, _Recording())
-            for v, f in images.items():
+            for v, f in o["images"].items():
                 rec.frames.setdefault(v, []).append(f)
-            rec.states.append(state)
-            rec.chunks.append(actions)
+            rec.states.append(o["state"])
+            rec.chunks.append(sent["actions"])
             rec.imagined.append(imagined)
             rec.last = time.monotonic()
             self.served += 1
-            self.last_frames = images
-        return {"actions": actions, "step": (len(rec.chunks) - 1) * len(actions)}
+            self.last_frames = o["images"]
 
     # ------------------------------------------------------------------ recording
     def _finish(self, conn_id: int, why: str) -> int | None:
         with self._lock:
             rec = self._recs.pop(conn_id, None)
-        if rec is None or self.engine is None or self.record_root is None or not rec.chunks:
+        # a transition runs from one request to the next: one request alone observed no outcome
+        if rec is None or self.engine is None or self.record_root is None or len(rec.chunks) < 2:
             return None
         from a2g_core.data.rollouts import record_rollout, robot_episode
         ep, chunks = robot_episode(rec.frames, rec.states, rec.chunks, task=self._goal_task(), info={"ended": why})
@@ -184,15 +206,20 @@ class PolicyServer:
 
     # ------------------------------------------------------------------ websocket + http
     def _authorized(self, request) -> bool:
-        if not self.api_key:
-            return True
-        got = request.headers.get("Authorization", "")
-        return hmac.compare_digest(got.encode(), f"Api-Key {self.api_key}".encode())
+        """With a key: the ``Authorization: Api-Key`` header. Without one (loopback only): the
+        ``X-A2G-Control`` header, which a web page cannot add to a cross-site request, and a
+        loopback ``Host`` (no DNS rebinding)."""
+        if self.api_key:
+            got = request.headers.get("Authorization", "")
+            return hmac.compare_digest(got.encode(), f"Api-Key {self.api_key}".encode())
+        host = request.headers.get("Host", "").rsplit(":", 1)[0].strip("[]")
+        return "X-A2G-Control" in request.headers and is_loopback(host)
 
-    def _http(self, connection, request):
+    async def _http(self, connection, request):
         from websockets.datastructures import Headers
         from websockets.http11 import Response
         url = urlparse(request.path)
+        loop = asyncio.get_running_loop()
 
         def reply(status: HTTPStatus, body: dict):
             data = json.dumps(body).encode()
@@ -200,8 +227,13 @@ class PolicyServer:
                                                                   "Content-Length": str(len(data))}), data)
         if url.path == "/healthz":
             return reply(HTTPStatus.OK, {"status": "ok", "gate": self.gate})
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if self.api_key and not self._authorized(request):
+                return reply(HTTPStatus.UNAUTHORIZED, {"error": "Send 'Authorization: Api-Key <key>'."})
+            return None                                       # a WebSocket handshake: go on
         if not self._authorized(request):
-            return reply(HTTPStatus.UNAUTHORIZED, {"error": "Send 'Authorization: Api-Key <key>'."})
+            need = "'Authorization: Api-Key <key>'" if self.api_key else "an 'X-A2G-Control: 1' header"
+            return reply(HTTPStatus.UNAUTHORIZED, {"error": f"Control requests need {need}."})
         try:
             if url.path == "/status":
                 return reply(HTTPStatus.OK, self.status())
@@ -210,19 +242,17 @@ class PolicyServer:
                 gate = {"arm": "armed", "pause": "paused", "step": "step", "stop": "stopped"}.get(action)
                 if gate is None:
                     raise ValueError(f"Unknown control {action!r}; use arm, pause, step or stop.")
-                self.set_gate(gate)
+                await loop.run_in_executor(self._pool, self.set_gate, gate)
                 return reply(HTTPStatus.OK, self.status())
             if url.path == "/goal":
                 ids = parse_qs(url.query).get("id", [""])
                 if not ids[0].isdigit():
                     raise ValueError("Give the goal as /goal?id=<number>.")
-                self._pool.submit(self.set_goal_id, int(ids[0])).result()
+                await loop.run_in_executor(self._pool, self.set_goal_id, int(ids[0]))
                 return reply(HTTPStatus.OK, self.status())
         except ValueError as e:
             return reply(HTTPStatus.BAD_REQUEST, {"error": str(e)})
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return reply(HTTPStatus.NOT_FOUND, {"error": f"No such path {url.path}."})
-        return None                                           # a WebSocket handshake: go on
+        return reply(HTTPStatus.NOT_FOUND, {"error": f"No such path {url.path}."})
 
     async def _handler(self, ws) -> None:
         conn_id = id(ws)
@@ -231,19 +261,23 @@ class PolicyServer:
         try:
             await ws.send(wire.packb(self.metadata()))
             async for message in ws:
+                with self._lock:
+                    if conn_id in self._recs:
+                        self._recs[conn_id].last = time.monotonic()   # the client is alive, even if paused
                 if isinstance(message, str):
                     await ws.send("Send observations as binary msgpack frames, not text.")
                     continue
                 try:
-                    if self.gate == "stopped":
-                        raise ValueError("Execution is stopped by the operator.")
-                    if self.gate == "paused":
-                        raise ValueError("Execution is paused by the operator; retry when armed.")
-                    if self.gate == "step":
-                        self.gate = "paused"                  # one chunk, then wait again
                     obs = wire.unpackb(message)
-                    reply = await loop.run_in_executor(self._pool, self.infer, conn_id, obs)
+                    if not isinstance(obs, dict):
+                        raise ValueError(f"An observation must be a map of named arrays, not a {type(obs).__name__}.")
+                    epoch = self._admit()
+                    reply, sent = await loop.run_in_executor(self._pool, self.infer, conn_id, obs)
+                    if self._epoch != epoch and self.gate != "armed":
+                        raise ValueError(f"Execution was {'stopped' if self.gate == 'stopped' else 'paused'} by the "
+                                         f"operator while this chunk was computed; it was not sent.")
                     await ws.send(wire.packb(reply))
+                    self._pool.submit(self.record, conn_id, sent)
                 except ValueError as e:
                     await ws.send(str(e))
                 except Exception as e:                        # a bug must not take the server down
@@ -265,25 +299,44 @@ class PolicyServer:
 
     async def _main(self, ready: threading.Event | None = None) -> None:
         from websockets.asyncio.server import serve
-        async with serve(self._handler, self.host, self.port, process_request=self._http,
-                         max_size=self.max_message, compression=None) as server:
-            self._server = server
-            self.port = server.sockets[0].getsockname()[1]
-            self._loop = asyncio.get_running_loop()
+        try:
+            # origins=[None]: browsers always send an Origin, robots and openpi clients do not, so no
+            # web page can open a connection to the robot's server
+            async with serve(self._handler, self.host, self.port, process_request=self._http, origins=[None],
+                             max_size=self.max_message, compression=None) as server:
+                self._server = server
+                self.port = server.sockets[0].getsockname()[1]
+                self._loop = asyncio.get_running_loop()
+                if ready is not None:
+                    ready.set()
+                await server.serve_forever()
+        except OSError as e:
+            self._start_error = ValueError(f"Cannot serve on {self.host}:{self.port}: {e.strerror or e}.")
+            if ready is None:
+                raise self._start_error from None
+        finally:
             if ready is not None:
                 ready.set()
-            await server.serve_forever()
 
     def serve_forever(self) -> None:
-        asyncio.run(self._main())
+        """Serve in this thread until interrupted; open rollouts are recorded on the way out."""
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._pool.submit(self._finish_all, "server stopped").result()
+            self._pool.shutdown()
 
     def start(self) -> "PolicyServer":
         """Serve from a background thread (the lab, tests); returns once the port is bound."""
         ready = threading.Event()
+        self._start_error = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main(ready)), daemon=True)
         self._thread.start()
-        if not ready.wait(30):
-            raise RuntimeError(f"The policy server did not start on {self.host}:{self.port}.")
+        ready.wait(60)
+        if self._start_error is not None:
+            raise self._start_error
+        if self._server is None:
+            raise ValueError(f"The policy server did not start on {self.host}:{self.port}.")
         return self
 
     def close(self) -> None:

@@ -106,8 +106,8 @@ def get_rollout(engine: Engine, *, rollout_id: int) -> Rollout:
 
 def list_rollouts(engine: Engine, *, task: str | None = None, label: str | None = None,
                   round_id: int | None = None, target: str | None = None) -> list[Rollout]:
-    """Newest first. ``label="none"`` selects unlabelled rollouts."""
-    q = select(Rollout).order_by(Rollout.id.desc())
+    """Finished rollouts, newest first. ``label="none"`` selects unlabelled ones."""
+    q = select(Rollout).where(Rollout.status == "done").order_by(Rollout.id.desc())
     if task:
         q = q.where(Rollout.task == task)
     if label == "none":
@@ -145,14 +145,6 @@ def buffer(engine: Engine, *, source: str = "all", task: str | None = None) -> l
     return [(t, r) for t, r in rows if outcome(r) is want]
 
 
-def consume(engine: Engine, *, transition_ids: list[int], round_id: int) -> None:
-    """Take transitions out of the buffer (a round trained on them)."""
-    with session(engine) as s:
-        for t in s.exec(select(Transition).where(Transition.id.in_(transition_ids))):
-            t.consumed_by = round_id
-            s.add(t)
-
-
 # ------------------------------------------------------------------ improvement rounds
 def create_round(engine: Engine, *, number: int, config: dict, base: str, parent_adapter: str | None) -> ImprovementRound:
     with session(engine) as s:
@@ -166,6 +158,23 @@ def update_round(engine: Engine, *, round_id: int, **fields) -> ImprovementRound
     if "status" in fields and fields["status"] not in ROUND_STATUS:
         raise ValueError(f"Unknown round status {fields['status']!r}.")
     return _update(engine, ImprovementRound, round_id, fields)
+
+
+def finish_round(engine: Engine, *, round_id: int, transition_ids: list[int], adapter: str, timings: dict,
+                 metrics: dict) -> ImprovementRound:
+    """In one transaction: the round is done, its adapter is a checkpoint, its transitions leave
+    the buffer. A kill before this leaves the transitions in the buffer for the next round."""
+    with session(engine) as s:
+        r = s.get(ImprovementRound, round_id)
+        if r is None:
+            raise ValueError(f"There is no improvementround with id {round_id}.")
+        for t in s.exec(select(Transition).where(Transition.id.in_(transition_ids))):
+            t.consumed_by = round_id
+            s.add(t)
+        s.add(Checkpoint(path=str(adapter), kind="adapter", round_id=round_id))
+        r.status, r.finished, r.adapter, r.timings, r.metrics, r.log = "done", now(), str(adapter), timings, metrics, "done"
+        s.add(r)
+    return r
 
 
 def get_round(engine: Engine, *, round_id: int) -> ImprovementRound:

@@ -32,7 +32,9 @@ def open_db(path: str | Path = DEFAULT_DB) -> Engine:
     url = "sqlite://" if str(path) == ":memory:" else f"sqlite:///{Path(path)}"
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    from sqlalchemy.pool import StaticPool
+    extra = {"poolclass": StaticPool} if str(path) == ":memory:" else {}   # one shared in-memory database
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **extra)
     event.listen(engine, "connect", _on_connect)
     with engine.begin() as conn:
         version = conn.execute(text("PRAGMA user_version")).scalar()

@@ -168,10 +168,8 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                    "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None}
         if rep is not None:
             metrics.update(success=rep["success"], ci95=rep["ci95"], eval_episodes=rep["episodes"])
-        crud.consume(engine, transition_ids=[tr.id for tr, _ in rows], round_id=row.id)
-        crud.add_checkpoint(engine, path=str(adapter), kind="adapter", round_id=row.id)
-        return crud.update_round(engine, round_id=row.id, status="done", finished=now(), adapter=str(adapter),
-                                 timings=timings, metrics=metrics, log="done")
+        return crud.finish_round(engine, round_id=row.id, transition_ids=[tr.id for tr, _ in rows],
+                                 adapter=str(adapter), timings=timings, metrics=metrics)
     except BaseException as e:
         crud.update_round(engine, round_id=row.id, status="failed", finished=now(), timings=timings,
                           error=str(e) or type(e).__name__)

@@ -41,9 +41,9 @@ def _sim_obs():
         return robot.get_observation()
 
 
-def _get(server, path, key=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
-                                 headers={"Authorization": f"Api-Key {key}"} if key else {})
+def _get(server, path, key=None, headers=None):
+    h = {"Authorization": f"Api-Key {key}"} if key else {"X-A2G-Control": "1"}
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", headers={**h, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -165,7 +165,7 @@ def test_gating_and_recording(server):
 
 
 def test_watchdog_ends_an_idle_rollout(server):
-    server.watchdog_s = 0.5
+    server.watchdog_s = 2.0
     client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
     client.infer(_sim_obs())
     client.infer(_sim_obs())
@@ -186,6 +186,7 @@ def test_api_key(tiny_policy_dir, sim_goal):
             WebsocketClientPolicy(host="127.0.0.1", port=s.port)
         assert WebsocketClientPolicy(host="127.0.0.1", port=s.port, api_key="s3cret").infer(_sim_obs())["actions"].size
         assert _get(s, "/status")[0] == 401 and _get(s, "/status", "s3cret")[0] == 200
+        assert _get(s, "/status", "wrong")[0] == 401
     finally:
         s.close()
 
@@ -203,3 +204,28 @@ def test_sim_robot_through_the_bridge_feeds_an_improvement_round(server, tiny_po
     r = improvement_round(server.engine, tiny_policy_dir, tmp_path / "run", ImproveConfig(
         task="robot", mode="easy", collect=False, epochs=1, rank=4, eval_episodes=0))
     assert r.status == "done" and r.metrics["transitions"] == 4
+
+
+def test_web_pages_cannot_reach_the_robot(server):
+    """A page the operator opens elsewhere must not arm the robot or talk to it (no key on loopback)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/control/arm")        # what an <img> sends
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(req, timeout=10)
+    assert _get(server, "/control/pause", headers={"Host": "evil.example:8000"})[0] == 401   # DNS rebinding
+    with pytest.raises(Exception):                                                   # browsers send an Origin
+        connect(f"ws://127.0.0.1:{server.port}", origin="http://evil.example")
+    assert server.gate == "armed"
+
+
+def test_a_stop_while_computing_sends_nothing(server):
+    """The gate is checked again after inference: a chunk computed across a stop never leaves."""
+    slow = server.infer
+
+    def infer(conn_id, obs):
+        out = slow(conn_id, obs)
+        server.set_gate("stopped")                     # the operator presses Stop mid-computation
+        return out
+    server.infer = infer
+    client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+    with pytest.raises(RuntimeError, match="stopped by the operator while this chunk was computed"):
+        client.infer(_sim_obs())

@@ -77,10 +77,12 @@ def test_round_consumes_its_transitions(engine):
     _rollout(engine, False)
     r = crud.create_round(engine, number=1, config={"rank": 4}, base="ckpt", parent_adapter=None)
     ids = [t.id for t, _ in crud.buffer(engine)]
-    crud.consume(engine, transition_ids=ids[:2], round_id=r.id)
+    crud.finish_round(engine, round_id=r.id, transition_ids=ids[:2], adapter="a/round_001", timings={"optimise": 1.0},
+                      metrics={"success": 0.5})
     assert [t.id for t, _ in crud.buffer(engine)] == ids[2:]
-    crud.update_round(engine, round_id=r.id, status="done", metrics={"success": 0.5})
-    assert crud.get_round(engine, round_id=r.id).metrics == {"success": 0.5}
+    row = crud.get_round(engine, round_id=r.id)
+    assert (row.status, row.metrics, row.adapter) == ("done", {"success": 0.5}, "a/round_001")
+    assert [c.path for c in crud.list_checkpoints(engine, kind="adapter")] == ["a/round_001"]
     with pytest.raises(ValueError, match="Unknown round status"):
         crud.update_round(engine, round_id=r.id, status="paused")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from a2g_core.models.vae.configuration_vae import VAEConfig
