@@ -108,7 +108,7 @@ def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
            "--eval-episodes", "0", "--rank", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     engine = None
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline:                # wait until the round has recorded a rollout
         if db.exists():
             engine = engine or open_db(db)
@@ -117,7 +117,7 @@ def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
         time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("the improve command recorded no rollout within 120 s")
+        pytest.fail("the improve command recorded no rollout within 300 s")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (r,) = crud.list_rounds(engine)
