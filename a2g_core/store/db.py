@@ -36,10 +36,14 @@ def open_db(path: str | Path = DEFAULT_DB) -> Engine:
     extra = {"poolclass": StaticPool} if str(path) == ":memory:" else {}   # one shared in-memory database
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **extra)
     event.listen(engine, "connect", _on_connect)
-    with engine.begin() as conn:
+    with engine.connect() as conn:
+        # take the write lock before looking: two processes opening a new file at once must not
+        # both decide to create the tables
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
         version = conn.execute(text("PRAGMA user_version")).scalar()
         has_tables = conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'")).scalar()
         if version > SCHEMA_VERSION:
+            conn.rollback()
             raise ValueError(f"{path} was written by a newer Act2Goal Lab (schema {version}, this one knows "
                              f"{SCHEMA_VERSION}); upgrade the lab.")
         if not has_tables:
@@ -49,6 +53,7 @@ def open_db(path: str | Path = DEFAULT_DB) -> Engine:
                 for stmt in MIGRATIONS[v]:
                     conn.execute(text(stmt))
         conn.execute(text(f"PRAGMA user_version={SCHEMA_VERSION}"))
+        conn.commit()
     return engine
 
 

@@ -103,3 +103,12 @@ def test_evaluations(engine):
                         ci95=(0.11, 0.47), suite="paper", method="act2goal")
     (e,) = crud.list_evaluations(engine, suite="paper")
     assert (e.success, e.ci_low, e.ci_high, e.episodes) == (0.25, 0.11, 0.47, 20)
+
+
+def test_several_processes_open_a_new_file_at_once(tmp_path):
+    """The lab, an improve command and a policy server may all create the database at once."""
+    code = ("import sys; from a2g_core.store import open_db, crud; e = open_db(sys.argv[1]); "
+            "crud.add_goal(e, source='expert', images={'head': 'g.png'})")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "lab.db")]) for _ in range(4)]
+    assert [p.wait() for p in procs] == [0, 0, 0, 0]
+    assert len(crud.list_goals(open_db(tmp_path / "lab.db"))) == 4

@@ -107,19 +107,20 @@ def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
            "--mode", "easy", "--run", str(run), "--db", str(db), "--max-rollouts", "50", "--buffer", "1000",
            "--eval-episodes", "0", "--rank", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = None
-    deadline = time.time() + 300
-    while time.time() < deadline:                # wait until the round has recorded a rollout
-        if db.exists():
-            engine = engine or open_db(db)
-            if any(r.status == "done" for r in crud.list_rollouts(engine)):
-                break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the improve command recorded no rollout within 300 s")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        engine = None
+        deadline = time.time() + 300
+        while time.time() < deadline:            # wait until the round has recorded a rollout
+            if db.exists():
+                engine = engine or open_db(db)
+                if any(r.status == "done" for r in crud.list_rollouts(engine)):
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the improve command recorded no rollout within 300 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     (r,) = crud.list_rounds(engine)
     assert r.status == "running"                               # as the kill left it
     assert crud.fail_stale_rounds(engine) == 1
