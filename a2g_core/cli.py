@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_DATA = Path("sessions/data/expert")
+DEFAULT_DB = Path("sessions/lab/lab.db")         # = a2g_core.store.DEFAULT_DB (not imported: --help stays fast)
 
 
 def _split(value: str, choices, what: str) -> list[str]:
@@ -162,6 +163,14 @@ def cmd_eval(args) -> int:
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
               f"{r['episodes']} | {r['mean_steps']:.0f} |")
     _write_json(args.json, {"policy": str(args.policy), "cells": reports})
+    if args.db:
+        from a2g_core.models.act2goal import Act2GoalPolicy
+        from a2g_core.store import crud, open_db
+        engine, method = open_db(args.db), Act2GoalPolicy.from_pretrained(args.policy).name
+        for r in reports:
+            crud.add_evaluation(engine, policy=str(args.policy), method=method, task=r["task"], mode=r["mode"],
+                                episodes=r["episodes"], success=r["success"], ci95=tuple(r["ci95"]), suite="eval")
+        print(f"recorded in {args.db} (the lab's Benchmarks tab)")
     return 0
 
 
@@ -271,6 +280,19 @@ def cmd_bench_bridge(args) -> int:
         print(f"{args.task}/{args.mode}, {r['episodes']} seeds: through the bridge {r['bridge']['success']:.2f}, "
               f"in-process {r['in_process']['success']:.2f}")
     _write_json(args.json, report)
+    return 0
+
+
+def cmd_vae_strip(args) -> int:
+    from a2g_core.eval.pictures import vae_strip
+    vaes = {}
+    for item in args.vae:
+        name, sep, path = item.partition("=")
+        if not sep or not (Path(path) / "config.json").exists():
+            raise ValueError(f"--vae takes NAME=FOLDER of a trained VAE; got {item!r}.")
+        vaes[name] = path
+    tasks = args.task.split(",") if args.task else None
+    print(f"wrote {vae_strip(vaes, args.data, args.out, tasks=tasks)}")
     return 0
 
 
@@ -400,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed-start", type=int, default=10_000, help="first seed (default 10000, unseen in training)")
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
+    e.add_argument("--db", default=str(DEFAULT_DB),
+                   help=f"record the table in this lab database (default {DEFAULT_DB}; '' to skip)")
     e.set_defaults(func=cmd_eval)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",
@@ -426,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--batch-size", type=int, default=8)
     im.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per round (default 10; 0 skips)")
     im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
-    im.add_argument("--db", type=Path, default=Path("sessions/lab.db"), help="lab database (default sessions/lab.db)")
+    im.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"lab database (default {DEFAULT_DB})")
     im.set_defaults(func=cmd_improve)
 
     sv = sub.add_parser("serve", help="serve the policy over the openpi WebSocket protocol (Genie-01 bridge)",
@@ -445,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--arm", action="store_true", help="start armed (serve at once)")
     sv.add_argument("--watchdog", type=float, default=10.0, help="end a rollout after this many idle seconds")
     sv.add_argument("--imagine", action="store_true", help="record the world model's imagined frames per chunk")
-    sv.add_argument("--db", type=Path, default=Path("sessions/lab.db"))
+    sv.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"lab database (default {DEFAULT_DB})")
     sv.add_argument("--record-dir", type=Path, default=Path("sessions/robot_rollouts"))
     sv.set_defaults(func=cmd_serve)
 
@@ -480,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--mode", default="easy")
     bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
     bb.set_defaults(func=cmd_bench_bridge)
+
+    vs = sub.add_parser("vae-strip", help="picture: frames beside their VAE reconstructions",
+                        description="For the first easy episode of each task: head (start, middle) and wrist (middle) "
+                                    "frames, then the same frames through each VAE, left to right.")
+    vs.add_argument("--vae", action="append", required=True, help="NAME=FOLDER of a trained VAE (repeatable)")
+    vs.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    vs.add_argument("--task", default=None, help="comma-separated tasks (default all)")
+    vs.add_argument("--out", required=True, help="PNG to write")
+    vs.set_defaults(func=cmd_vae_strip)
 
     pl = sub.add_parser("plot-log", help="loss curves of training runs as a PNG",
                         description="Draw the loss columns of one or more log.jsonl files, one panel per run.")

@@ -578,7 +578,17 @@ class LabController:
 
     # ------------------------------------------------------------------ benchmarks
     def evaluations(self) -> list:
-        return crud.list_evaluations(self.engine)
+        """The database's evaluations, then the shipped checkpoint's own (``eval_*.json`` beside it)."""
+        import json
+
+        from a2g_core.store.tables import Evaluation
+        rows = crud.list_evaluations(self.engine)
+        for f in sorted(self.policy_dir.glob("eval_*.json")):
+            for c in json.loads(f.read_text()).get("cells", []):
+                rows.append(Evaluation(policy=str(self.policy_dir), method=self.policy.name, task=c["task"],
+                                       mode=c["mode"], episodes=c["episodes"], success=c["success"],
+                                       ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {f.name}"))
+        return rows
 
     # ------------------------------------------------------------------ bridge (Genie-01 / any openpi client)
     def bridge_start(self, port: int = 8000, sid: str | None = None) -> dict:

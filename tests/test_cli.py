@@ -5,7 +5,8 @@ import pytest
 
 from a2g_core.cli import build_parser, main
 
-COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model", "plot-log"]
+COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model", "plot-log",
+            "improve", "serve", "robot-run", "bench-bridge", "vae-strip"]
 
 
 def test_help_lists_every_command():
@@ -28,10 +29,20 @@ def test_user_errors_are_one_sentence(capsys, tmp_path):
     assert err.startswith("error: Unknown task 'juggling'") and "\n" not in err
 
 
-def test_gen_data_and_goal(tmp_path, capsys):
-    assert main(["gen-data", "--task", "move_can_pot", "--mode", "hard", "--episodes", "1", "--resolution", "64",
+def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
+    assert main(["gen-data", "--task", "move_can_pot", "--mode", "easy", "--episodes", "1", "--resolution", "64",
                  "--out", str(tmp_path / "ds")]) == 0
     assert "wrote 1 episodes" in capsys.readouterr().out
+    from a2g_core.models.io import save_network
+    from a2g_core.models.vae import VideoVAE
+    from tests.models.conftest import TINY_VAE
+    save_network(VideoVAE(TINY_VAE.__class__(resolution=64, block_out_channels=(8, 16), norm_num_groups=8,
+                                             latent_channels=4)), tmp_path / "vae")
+    assert main(["vae-strip", "--vae", f"toy={tmp_path / 'vae'}", "--data", str(tmp_path / "ds"),
+                 "--out", str(tmp_path / "v.png")]) == 0
+    from PIL import Image
+    assert Image.open(tmp_path / "v.png").size == (2 * 3 * 64 * 3, 64 * 3)       # frames | reconstructions
+    assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0
     assert (tmp_path / "g" / "goal_head.png").exists() and (tmp_path / "g" / "goal_wrist.png").exists()
 

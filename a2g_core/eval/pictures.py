@@ -64,3 +64,30 @@ def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, 
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(panels, axis=0)).save(out)
     return out
+
+
+def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None,
+              scale: int = 3) -> Path:
+    """Frames of a dataset beside their VAE reconstructions: one row per task (first episode, its
+    first and middle head frames and its middle wrist frame), one column pair per VAE."""
+    import torch
+
+    from a2g_core.data.episodes import EpisodeStore
+    from a2g_core.models.io import load_network
+    from a2g_core.models.vae import VideoVAE
+    vaes = {name: load_network(VideoVAE, d).eval() for name, d in vae_dirs.items()}
+    store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=1)
+    rows = []
+    for ep in store:
+        mid = ep.length // 2
+        x = torch.from_numpy(np.stack([ep.frames("head")[0], ep.frames("head")[mid], ep.frames("wrist")[mid]]))
+        cols = [x.numpy()]
+        with torch.no_grad():
+            cols += [np.asarray(vae.decode(vae.encode(x))) for vae in vaes.values()]
+        rows.append(np.concatenate([np.concatenate(list(c), axis=1) for c in cols], axis=1))
+    img = np.concatenate(rows, axis=0)
+    img = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(out)
+    return out

@@ -11,7 +11,7 @@ from sqlmodel import Session, SQLModel, create_engine
 
 from a2g_core.store import tables  # noqa: F401  (registers the tables)
 
-DEFAULT_DB = Path("sessions/lab.db")
+DEFAULT_DB = Path("sessions/lab/lab.db")          # the lab's own: CLI runs show up in the lab
 
 # version -> SQL statements that bring a database of version-1 to it. Version 1 is the first
 # release, created from the tables; append a step here for every later change to the schema.
