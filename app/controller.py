@@ -70,7 +70,6 @@ class SimSession:
     demo: Recording | None = None
     busy: bool = False
     stop: bool = False
-    last_rollout: int | None = None
     thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sim"))
 
     def run(self, fn, *args):
@@ -88,6 +87,8 @@ class LabController:
         self.root.mkdir(parents=True, exist_ok=True)
         self.engine = open_db(db or self.root / "lab.db")
         crud.fail_stale_rounds(self.engine)
+        if not any(c.path == str(self.policy_dir) for c in crud.list_checkpoints(self.engine, kind="base")):
+            crud.add_checkpoint(self.engine, path=str(self.policy_dir), kind="base", note="loaded by the lab")
         self.adapter: str | None = None
         self.policy = Act2GoalPolicy.from_pretrained(self.policy_dir)
         self.resolution = self.policy.config.resolution
@@ -424,7 +425,6 @@ class LabController:
                  proximal=np.stack([p["proximal"] for p in rec.predictions]),
                  distal=np.stack([p["distal"] for p in rec.predictions]),
                  offsets=np.stack([p["offsets"] for p in rec.predictions]))
-        s.last_rollout = row.id
         return row.id
 
     # ------------------------------------------------------------------ teleop and demonstrations

@@ -131,10 +131,10 @@ def test_bridge_from_the_lab(lab, client):
     with SimRobot("place_empty_cup", "easy", seed=5, resolution=64, max_steps=18) as robot:
         out = run_robot(robot, f"ws://127.0.0.1:{port}", realtime=False, log=lambda m: None)
     assert out["steps"] == 18
-    frames, status = client.predict(api_name="/bridge_view")
-    assert len(frames) == 2 and status["served"] == 3
     deadline = time.time() + 10
     while not ctrl.rollouts(task="place_empty_cup") or ctrl.rollouts()[0].target != "robot":
         assert time.time() < deadline, "the bridge rollout was not recorded"
         time.sleep(0.2)
+    frames, status = client.predict(api_name="/bridge_view")    # recorded after each reply, before the rollout ends
+    assert len(frames) == 2 and status["served"] == 3
     assert ctrl.rollouts()[0].steps == 12
