@@ -195,8 +195,9 @@ def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
 
     reset.click(_guard(on_reset), [sid, task, mode, seed], views, api_name="sim_reset").then(
         _guard(on_goal), [sid], [goal])
-    step.click(_guard(on_step), [sid, imagine], views, api_name="exec_step")
-    run.click(_guard(on_run), [sid, imagine], views, api_name="exec_run")
+    # the goal may have been chosen on the Goals tab since: show the one being executed
+    step.click(_guard(on_step), [sid, imagine], views, api_name="exec_step").then(_guard(on_goal), [sid], [goal])
+    run.click(_guard(on_run), [sid, imagine], views, api_name="exec_run").then(_guard(on_goal), [sid], [goal])
     stop.click(_guard(on_stop), [sid], [status], api_name="exec_stop")
     for name, btn in jogs.items():
         btn.click(_guard(lambda s, c=name: show(ctrl.teleop(s, c))), [sid], views,
