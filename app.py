@@ -2,18 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _auth_from_env() -> tuple[str, str] | None:
@@ -38,9 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policy", default="assets/checkpoints/tiny", help="policy checkpoint (default: the shipped one)")
     p.add_argument("--root", default="sessions/lab", help="lab data: database, goals, rollouts, adapters")
     args = p.parse_args(argv)
+    from a2g_core.robot import is_loopback
     os.environ.setdefault("GRADIO_TEMP_DIR", os.path.abspath(".cache/gradio"))
     auth = _auth_from_env()
-    if (args.share or not _is_loopback(args.host)) and auth is None:
+    if (args.share or not is_loopback(args.host)) and auth is None:
         sys.exit(f"Refusing to serve on {'a share link' if args.share else args.host} without a password: "
                  "set A2G_LAB_AUTH=user:password (or A2G_LAB_AUTH_FILE) first, since this lab moves robots.")
     from app.controller import LabController

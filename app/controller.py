@@ -509,15 +509,7 @@ class LabController:
         pred = dict(np.load(folder / "predictions.npz")) if (folder / "predictions.npz").exists() else None
         return {"row": r, "frames": {v: np.asarray(ep.frames(v)) for v in ep.meta["views"]}, "states": states,
                 "actions": actions, "imagined": load_imagined(r.imagined_dir) if r.imagined_dir else {},
-                "predictions": pred, "chunks": [(t.t0, t.t1) for t in self._transitions(r.id)]}
-
-    def _transitions(self, rollout_id: int):
-        from sqlmodel import select
-
-        from a2g_core.store.db import session
-        from a2g_core.store.tables import Transition
-        with session(self.engine) as db:
-            return list(db.exec(select(Transition).where(Transition.rollout_id == rollout_id).order_by(Transition.t0)))
+                "predictions": pred, "chunks": [(t.t0, t.t1) for t in crud.list_transitions(self.engine, rollout_id=r.id)]}
 
     def label(self, rollout_id, label: str, note: str = "") -> str:
         if label not in ("success", "failure"):
@@ -565,15 +557,14 @@ class LabController:
 
     def improve_baselines(self, rounds: list) -> dict[str, float]:
         """run -> success of the base policy on that run's evaluation (round 0)."""
-        base = [e for e in crud.list_evaluations(self.engine)
-                if e.suite.startswith("improve:") and e.round_id is None and e.adapter is None]
+        from a2g_core.train.improve import round_zero
         out = {}
         for r in rounds:
             c = r.config
-            for e in base:
-                if (e.policy, e.task, e.mode, e.episodes) == (r.base, c.get("task"), c.get("mode"),
-                                                             c.get("eval_episodes")):
-                    out[c.get("run", "?")] = e.success
+            e = round_zero(self.engine, base=r.base, task=c.get("task"), mode=c.get("mode"),
+                           episodes=c.get("eval_episodes"))
+            if e is not None:
+                out[c.get("run", "?")] = e.success
         return out
 
     # ------------------------------------------------------------------ benchmarks
@@ -616,7 +607,8 @@ class LabController:
         return self.bridge
 
     def bridge_control(self, action: str) -> dict:
-        gate = {"arm": "armed", "pause": "paused", "step": "step", "stop": "stopped"}.get(action)
+        from a2g_core.robot.server import CONTROLS
+        gate = CONTROLS.get(action)
         if gate is None:
             raise LabError(f"Unknown control {action!r}.")
         self._require_bridge().set_gate(gate)

@@ -13,31 +13,27 @@ import time
 import numpy as np
 import torch
 
-from a2g_core.eval.model_bench import _median_ms
+from a2g_core.eval.model_bench import _median_ms, _policy
 
 
-def _server_for(cfg, goal):
-    from a2g_core.models.act2goal import Act2GoalPolicy
-    from a2g_core.models.vae import VAEConfig, VideoVAE
+def _server_for(preset: str, goal_fn, **kw):
+    """A server on a random-weight ``preset`` policy (``kw`` overrides its config) and a goal from ``goal_fn(cfg)``."""
     from a2g_core.robot.server import PolicyServer
-    vae = VideoVAE(VAEConfig(resolution=cfg.resolution, latent_channels=cfg.latent_channels)).requires_grad_(False)
-    policy = Act2GoalPolicy(cfg, vae=vae).eval()
-    return PolicyServer(policy, goal=goal, port=0, armed=True).start(), policy
+    policy = _policy(preset, **kw)
+    return PolicyServer(policy, goal=goal_fn(policy.config), port=0, armed=True).start(), policy
 
 
 def run_bridge_bench(repeats: int = 30, log=print) -> dict:
     from openpi_client.websocket_client_policy import WebsocketClientPolicy
 
-    from a2g_core.models.act2goal import PRESETS
     from a2g_core.models.act2goal.configuration_act2goal import GENIE01
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     report = {"threads": torch.get_num_threads(), "repeats": repeats}
 
     # genie01: big frames, the official client
-    cfg = PRESETS["tiny"].with_(**GENIE01)
     big = lambda: rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    server, policy = _server_for(cfg, {v: big() for v in cfg.views})
+    server, _ = _server_for("tiny", lambda cfg: {v: big() for v in cfg.views}, **GENIE01)
     try:
         obs = {k: big() for k in server.profile.cameras}
         obs["observation.state"] = np.zeros(16, np.float32)
@@ -53,9 +49,8 @@ def run_bridge_bench(repeats: int = 30, log=print) -> dict:
         server.close()
 
     # tabletop: requests per second
-    cfg = PRESETS["tiny"]
     small = lambda: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    server, _ = _server_for(cfg, {v: small() for v in cfg.views})
+    server, _ = _server_for("tiny", lambda cfg: {v: small() for v in cfg.views})
     try:
         obs = {k: small() for k in server.profile.cameras}
         obs["observation.state"] = np.zeros(5, np.float32)

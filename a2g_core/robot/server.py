@@ -27,15 +27,12 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 from PIL import Image
 
-from a2g_core.robot import wire
+from a2g_core.robot import is_loopback, wire
 from a2g_core.robot.profiles import get_profile
 
 GATES = ("armed", "paused", "step", "stopped")
+CONTROLS = {"arm": "armed", "pause": "paused", "step": "step", "stop": "stopped"}   # operator's word -> gate
 MAX_MESSAGE = 32 * 2**20          # three 480×640 RGB images are 2.8 MB
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -239,7 +236,7 @@ class PolicyServer:
                 return reply(HTTPStatus.OK, self.status())
             if url.path.startswith("/control/"):
                 action = url.path.removeprefix("/control/")
-                gate = {"arm": "armed", "pause": "paused", "step": "step", "stop": "stopped"}.get(action)
+                gate = CONTROLS.get(action)
                 if gate is None:
                     raise ValueError(f"Unknown control {action!r}; use arm, pause, step or stop.")
                 await loop.run_in_executor(self._pool, self.set_gate, gate)

@@ -122,6 +122,12 @@ def list_rollouts(engine: Engine, *, task: str | None = None, label: str | None 
         return list(s.exec(q))
 
 
+def list_transitions(engine: Engine, *, rollout_id: int) -> list[Transition]:
+    """A rollout's executed chunks, in order."""
+    with session(engine) as s:
+        return list(s.exec(select(Transition).where(Transition.rollout_id == rollout_id).order_by(Transition.t0)))
+
+
 def outcome(r: Rollout) -> bool | None:
     """The operator's label wins over the simulator's check; None when neither is known."""
     if r.label is not None:

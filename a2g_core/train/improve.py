@@ -69,13 +69,21 @@ def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) ->
     return rep
 
 
+def round_zero(engine, *, base, task: str, mode: str, episodes: int):
+    """The base policy's evaluation (no adapter, no round) on these seeds, if it was measured."""
+    for e in crud.list_evaluations(engine):
+        if (e.suite.startswith("improve:") and e.round_id is None and e.adapter is None and e.policy == str(base)
+                and (e.task, e.mode, e.episodes) == (task, mode, episodes)):
+            return e
+    return None
+
+
 def baseline_success(engine, base, run: str | Path, cfg: ImproveConfig) -> dict:
     """Success of the base policy (round 0) on the evaluation seeds: measured once per policy, task,
     mode and episode count, and shared by every run that asks (the seeds are the same)."""
-    for e in crud.list_evaluations(engine):
-        if (e.suite.startswith("improve:") and e.round_id is None and e.adapter is None and e.policy == str(base)
-                and (e.task, e.mode, e.episodes) == (cfg.task, cfg.mode, cfg.eval_episodes)):
-            return {"success": e.success, "ci95": [e.ci_low, e.ci_high], "episodes": e.episodes}
+    e = round_zero(engine, base=base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes)
+    if e is not None:
+        return {"success": e.success, "ci95": [e.ci_low, e.ci_high], "episodes": e.episodes}
     return _evaluate(engine, base, None, cfg, None, Path(run))
 
 
