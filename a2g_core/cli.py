@@ -97,7 +97,7 @@ def tqdm_write(line: str) -> None:
 
 def _bar(desc: str, unit: str = "step"):
     from tqdm import tqdm
-    bar = tqdm(total=None, desc=desc, unit=unit)
+    bar = tqdm(total=None, desc=desc, unit=unit, delay=1)      # quick errors print no empty bar
 
     def progress(step, total, logs):
         bar.total = total
@@ -321,6 +321,27 @@ def cmd_cache_latents(args) -> int:
     return 0
 
 
+def cmd_export_lerobot(args) -> int:
+    from a2g_core.data.lerobot import export_lerobot
+    bar, progress = _bar("export", "ep")
+    info = export_lerobot(args.dataset, args.out, include_failed=not args.success_only,
+                          progress=lambda i, n: progress(i, n, {}))
+    bar.close()
+    print(f"wrote {info['total_episodes']} episodes, {info['total_frames']} frames, {info['total_tasks']} tasks "
+          f"(LeRobot {info['codebase_version']}) to {args.out}")
+    return 0
+
+
+def cmd_import_lerobot(args) -> int:
+    from a2g_core.data.lerobot import import_lerobot
+    bar, progress = _bar("import", "ep")
+    n = import_lerobot(args.src, args.out, mapping=args.mapping, resolution=args.resolution,
+                       progress=lambda i, total: progress(i, total, {}))
+    bar.close()
+    print(f"wrote {n} episodes to {args.out}; train on them with `train --data {args.out}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from a2g_core.sim.env import RESOLUTIONS
     p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
@@ -526,6 +547,32 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", type=Path, default=DEFAULT_DATA)
     c.add_argument("--vae", type=Path, required=True, help="the VAE folder (config.json + model.safetensors)")
     c.set_defaults(func=cmd_cache_latents)
+
+    ex = sub.add_parser("export-lerobot", help="write a dataset (expert data, rollouts, demos) as LeRobot v3.0",
+                        description="Write an episode-store folder as a LeRobot dataset v3.0: observation.images.<view> "
+                                    "and goal.images.<view> as H.264 videos, observation.state, action, next.done, "
+                                    "indices and timestamps in parquet, meta/info.json, stats.json, tasks.parquet and "
+                                    "meta/episodes. An episode of T actions becomes T+1 frames (the last repeats the "
+                                    "last action, next.done=true).")
+    ex.add_argument("--dataset", type=Path, required=True,
+                    help="an episode-store folder, e.g. sessions/data/expert or sessions/lab/rollouts")
+    ex.add_argument("--out", type=Path, required=True, help="a new folder for the LeRobot dataset")
+    ex.add_argument("--success-only", action="store_true", help="leave out episodes that did not succeed")
+    ex.set_defaults(func=cmd_export_lerobot)
+
+    ix = sub.add_parser("import-lerobot", help="read a LeRobot v3.0 dataset into an episode-store folder",
+                        description="Read a LeRobot dataset v3.0 (ours or made elsewhere) into an episode-store folder "
+                                    "that `train` reads. Each episode's goal is its final frame. Cameras and the "
+                                    "state/action layout come from --mapping: 'a2g' (our own export), 'agibot-world' "
+                                    "(top_head, hand_left, hand_right; 14 joints + 2 grippers) or a JSON file "
+                                    '{"views": {"head": "observation.images.cam"}, "state": ["observation.state[0:7]"], '
+                                    '"action": ["action"], "profile": "tabletop"}.')
+    ix.add_argument("--src", type=Path, required=True, help="the LeRobot dataset folder (with meta/info.json)")
+    ix.add_argument("--out", type=Path, required=True, help="episode-store folder to write (resumable: reruns "
+                                                             "overwrite episodes of the same name)")
+    ix.add_argument("--mapping", default="a2g", help="a2g | agibot-world | PATH.json (default a2g)")
+    ix.add_argument("--resolution", type=int, default=64, help="frames are centre-cropped and resized to this (px)")
+    ix.set_defaults(func=cmd_import_lerobot)
     return p
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from a2g_core import msth
+from a2g_core.data.episodes import square_resize
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
@@ -282,15 +283,11 @@ class LabController:
                 if fmt not in UPLOAD_FORMATS:
                     raise LabError(f"The {view} file is {fmt or 'not an image'}; upload PNG, JPEG, WebP or BMP.")
                 im.load()
-                rgb = im.convert("RGB")
+                return square_resize(im, self.resolution)
         except LabError:
             raise
         except Exception:
             raise LabError(f"The {view} file could not be decoded as an image; upload PNG, JPEG, WebP or BMP.") from None
-        w, h = rgb.size
-        side = min(w, h)                                     # centre square crop, then the model's size
-        rgb = rgb.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-        return np.asarray(rgb.resize((self.resolution, self.resolution), Image.BILINEAR))
 
     def goal_pick(self, sid: str, goal_id) -> dict:
         s = self._session(sid)

@@ -41,11 +41,23 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
-def init_dataset(root: Path, *, views: tuple[str, ...], resolution: int, fps: int) -> None:
-    """Create ``root`` with its ``dataset.json``, or check an existing one agrees."""
+def square_resize(image: Image.Image, size: int) -> np.ndarray:
+    """Centre square crop, then ``size``×``size`` RGB: how any camera image becomes a model frame."""
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    side = min(w, h)
+    rgb = rgb.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+    return np.asarray(rgb.resize((size, size), Image.BILINEAR))
+
+
+def init_dataset(root: Path, *, views: tuple[str, ...], resolution: int, fps: int, state_names=None,
+                 action_names=None, profile: str = "tabletop") -> None:
+    """Create ``root`` with its ``dataset.json``, or check an existing one agrees. The names default to
+    the simulator's layout; ``profile`` (a2g_core.robot.profiles) is the embodiment the data comes from."""
     root.mkdir(parents=True, exist_ok=True)
     spec = {"format": FORMAT, "fps": fps, "views": list(views), "resolution": resolution,
-            "state_names": STATE_NAMES, "action_names": ACTION_NAMES}
+            "state_names": list(state_names or STATE_NAMES), "action_names": list(action_names or ACTION_NAMES),
+            "profile": profile}
     path = root / "dataset.json"
     if path.exists():
         old = json.loads(path.read_text())

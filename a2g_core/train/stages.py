@@ -14,6 +14,7 @@ import torch
 
 from a2g_core.data.episodes import EpisodeStore
 from a2g_core.models.act2goal import PRESETS, Act2GoalConfig, Act2GoalPolicy
+from a2g_core.models.act2goal.configuration_act2goal import GENIE01
 from a2g_core.models.io import load_network, save_network
 from a2g_core.models.vae import VAEConfig, VideoVAE
 from a2g_core.train.loop import TrainConfig, train
@@ -21,6 +22,8 @@ from a2g_core.train.loop import TrainConfig, train
 # the method and the baselines of the paper, one harness: same encoder, expert, data and loop
 VARIANTS = {"act2goal": {}, "no_msth": {"use_msth": False},
             "dp_gc": {"use_world_model": False, "use_msth": False}}
+# the model's layout per embodiment profile (a2g_core.robot.profiles); a dataset names its profile
+LAYOUTS = {"tabletop": {}, "genie01": GENIE01}
 
 
 def frame_sampler(store: EpisodeStore) -> Callable[[np.random.Generator, int], dict]:
@@ -56,8 +59,10 @@ def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, vae_config
     return logs
 
 
-def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str = "act2goal") -> Act2GoalPolicy:
-    """A fresh policy of ``preset`` (a name or a config), sized to the trained VAE in ``vae_dir``."""
+def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str = "act2goal",
+                 profile: str = "tabletop") -> Act2GoalPolicy:
+    """A fresh policy of ``preset`` (a name or a config), sized to the trained VAE in ``vae_dir`` and
+    laid out for the embodiment ``profile`` (views, state and action dimensions)."""
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if variant not in VARIANTS:
@@ -71,7 +76,7 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
                          f"preset's {grid}×{grid} token grid.")
     cfg = base.with_(resolution=vae.config.resolution, latent_channels=vae.config.latent_channels,
                      latent_size=vae.config.latent_size, patch_size=vae.config.latent_size // grid,
-                     **VARIANTS[variant])
+                     **VARIANTS[variant], **LAYOUTS[profile])
     return Act2GoalPolicy(cfg, vae=vae)
 
 
@@ -83,14 +88,20 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
         raise ValueError("Stage 2 starts from a stage-1 policy: pass --init <policy folder>.")
+    store = EpisodeStore(data, per_task=per_task)
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
         vae_dir = Path(init) / "vae"
     elif vae_dir is None:
         raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")
     else:
-        policy = build_policy(preset, vae_dir, variant)
-    store = EpisodeStore(data, per_task=per_task)
+        profile = store.spec.get("profile", "tabletop")
+        if profile not in LAYOUTS:
+            raise ValueError(f"The dataset {data} comes from the {profile!r} profile; the models know "
+                             f"{', '.join(LAYOUTS)}.")
+        policy = build_policy(preset, vae_dir, variant, profile)
+    if sorted(store.views) != sorted(policy.config.views):
+        raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
     if store.spec["resolution"] != policy.config.resolution:
         raise ValueError(f"The dataset's frames are {store.spec['resolution']} px but the policy takes "
                          f"{policy.config.resolution} px.")
