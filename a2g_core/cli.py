@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_DATA = Path("sessions/data/expert")
+DEFAULT_POLICY = Path("assets/checkpoints/tiny")   # the shipped default checkpoint
+BASELINES = (Path("assets/checkpoints/dp_gc"), Path("assets/checkpoints/no_msth"))   # shipped when trained
 DEFAULT_DB = Path("sessions/lab/lab.db")         # = a2g_core.store.DEFAULT_DB (not imported: --help stays fast)
 
 
@@ -342,6 +344,33 @@ def cmd_import_lerobot(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from a2g_core.eval.suite import SuiteConfig, run_suite
+    cfg = SuiteConfig.quick() if args.quick else SuiteConfig()
+    if args.episodes is not None:
+        cfg.episodes = args.episodes
+    if args.rounds is not None:
+        cfg.improve_rounds = args.rounds
+    if args.improve_episodes is not None:
+        cfg.improve_eval_episodes = args.improve_episodes
+    if min(cfg.episodes, cfg.improve_eval_episodes, args.workers) < 1 or cfg.improve_rounds < 0:
+        raise ValueError("--episodes, --improve-episodes and --workers must be at least 1, --rounds at least 0.")
+    cfg.workers = args.workers
+    bar, progress = _bar(f"suite {args.suite}", "cell")
+
+    def on_cell(i, n, cell):
+        progress(i, n, {})
+        bar.set_postfix_str(f"{cell.table} {cell.method} {cell.task}/{cell.mode} {cell.detail} "
+                            f"{'—' if cell.success is None else f'{cell.success:.2f}'}")
+
+    policies = args.policy or [p for p in (DEFAULT_POLICY, *BASELINES) if (p / "policy.json").exists()]
+    run_suite(policies, args.out, cfg, db=args.db, progress=on_cell)
+    bar.close()
+    print((Path(args.out) / "report.md").read_text())
+    print(f"report, CSV and figures in {args.out}; evaluations recorded in {args.db}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from a2g_core.sim.env import RESOLUTIONS
     p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
@@ -454,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "only LoRA parameters for --epochs passes, saves RUN/adapters/round_NNN/, "
                                     "clears the buffer and evaluates. Everything is recorded in the lab database. "
                                     "Rerunning continues the run from its last finished round.")
-    im.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"),
-                    help="base checkpoint, never modified (default assets/checkpoints/tiny)")
+    im.add_argument("--policy", type=Path, default=DEFAULT_POLICY,
+                    help=f"base checkpoint, never modified (default {DEFAULT_POLICY})")
     im.add_argument("--task", required=True, help="simulator task to roll out on")
     im.add_argument("--mode", default="hard", help="easy or hard (default hard)")
     im.add_argument("--run", type=Path, required=True, help="run folder: rollouts/, adapters/, train/")
@@ -480,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--arm: the operator arms, steps, pauses or stops it from the lab (or GET "
                                     "/control/arm|step|pause|stop). Every request is recorded as a rollout in the "
                                     "lab database. A non-loopback bind requires an API key.")
-    sv.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"))
+    sv.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     sv.add_argument("--adapter", type=Path, default=None, help="LoRA adapter of an improvement round")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -520,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--repeats", type=int, default=30)
     bb.add_argument("--success-episodes", type=int, default=0,
                     help="also run this many seeds through the bridge and in-process and compare success")
-    bb.add_argument("--policy", type=Path, default=Path("assets/checkpoints/tiny"))
+    bb.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
     bb.add_argument("--task", default="place_empty_cup")
     bb.add_argument("--mode", default="easy")
     bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
@@ -573,6 +602,26 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--mapping", default="a2g", help="a2g | agibot-world | PATH.json (default a2g)")
     ix.add_argument("--resolution", type=int, default=64, help="frames are centre-cropped and resized to this (px)")
     ix.set_defaults(func=cmd_import_lerobot)
+
+    bs = sub.add_parser("benchmark", help="the paper's tables on the simulator, one resumable command",
+                        description="--suite paper: success per task × mode × method with 95%% intervals; writing by "
+                                    "word length × seen/unseen words with and without MSTH; success per improvement "
+                                    "round from all/successful/failed rollouts on two hard tasks. Methods come from the "
+                                    "checkpoints given (--policy, repeatable; each knows whether it is act2goal, dp_gc "
+                                    "or no_msth). Finished cells are kept in OUT/cells.jsonl: rerun to resume. Writes "
+                                    "OUT/report.md, results.csv, figures (.html, .png with Chromium) and store rows.")
+    bs.add_argument("--suite", choices=["paper"], default="paper")
+    bs.add_argument("--policy", action="append", default=None,
+                    help=f"a policy folder (repeatable, one per method; default {DEFAULT_POLICY} and "
+                         f"the baselines in {BASELINES[0].parent} where present)")
+    bs.add_argument("--out", default="sessions/benchmark/paper", help="report folder (default %(default)s)")
+    bs.add_argument("--quick", action="store_true", help="every table at toy size: 1 task, 1 episode, 12 steps")
+    bs.add_argument("--episodes", type=int, default=None, help="episodes per success/writing cell (default 50)")
+    bs.add_argument("--rounds", type=int, default=None, help="improvement rounds per run (default 3)")
+    bs.add_argument("--improve-episodes", type=int, default=None, help="evaluation episodes per round (default 10)")
+    bs.add_argument("--workers", type=int, default=1, help="simulator worker processes for evaluation")
+    bs.add_argument("--db", default=str(DEFAULT_DB), help="the store to record in (default %(default)s)")
+    bs.set_defaults(func=cmd_benchmark)
     return p
 
 

@@ -52,36 +52,3 @@ def rollout_plot(states: np.ndarray, actions: np.ndarray, chunks: list, predicti
         fig.add_vline(x=t0, line=dict(color="#d1d5db", width=1))
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.08))
     return fig
-
-
-def rounds_plot(rounds: list, baselines: dict) -> go.Figure:
-    """Success per improvement round, one line per run (round 0 = the base policy)."""
-    fig = go.Figure()
-    runs: dict[str, list] = {}
-    for r in rounds:
-        if r.status == "done" and "success" in r.metrics:
-            runs.setdefault(r.config.get("run", "?"), []).append((r.number, r.metrics["success"]))
-    for run, pts in runs.items():
-        pts = sorted(pts)
-        if run in baselines:
-            pts = [(0, baselines[run])] + pts
-        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                 name=run.rsplit("/", 1)[-1]))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="success per round",
-                      xaxis=dict(title="round", dtick=1), yaxis=dict(range=[0, 1], title="success"))
-    return fig
-
-
-def evaluation_plot(rows: list) -> go.Figure:
-    """Success per task × mode × method with 95% intervals."""
-    fig = go.Figure()
-    groups: dict[str, list] = {}
-    for e in rows:
-        groups.setdefault(f"{e.method or 'policy'} · {e.mode}", []).append(e)
-    for name, es in groups.items():
-        fig.add_trace(go.Bar(x=[e.task for e in es], y=[e.success for e in es], name=name,
-                             error_y=dict(type="data", symmetric=False, array=[e.ci_high - e.success for e in es],
-                                          arrayminus=[e.success - e.ci_low for e in es])))
-    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
-                      yaxis=dict(range=[0, 1], title="success"), title="evaluations (95% Wilson intervals)")
-    return fig

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from a2g_core.eval import plots
 from a2g_core.sim import MODES, TASKS
 from app import figures
 from app.controller import LabController, LabError, upscale
@@ -316,7 +317,7 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         else:
             msg = "**finished**" if st["returncode"] == 0 else f"**failed** (exit code {st['returncode']}); see the log"
         choices = [("none (base)", "")] + ctrl.adapters()
-        return (msg, st["log"], rows, figures.rounds_plot(st["rounds"], base), gr.update(choices=choices),
+        return (msg, st["log"], rows, plots.rounds_plot(st["rounds"], base), gr.update(choices=choices),
                 gr.Timer(active=st["running"]))
 
     def on_start(t, m, src, n, b, e, rk, ev, mr):
@@ -349,7 +350,7 @@ def create_benchmarks_tab(ctrl: LabController) -> dict:
             p = Path("assets") / f"{name}.json"
             if p.exists():
                 bench[name] = {k: v for k, v in json.loads(p.read_text()).items() if not isinstance(v, list)}
-        return table_rows, figures.evaluation_plot([e for e in rows if not e.suite.startswith("improve")] or rows), bench
+        return table_rows, plots.evaluation_plot([e for e in rows if not e.suite.startswith("improve")] or rows), bench
 
     refresh.click(on_refresh, None, [table, plot, speed], api_name="benchmarks")
     return {"load": (on_refresh, None, [table, plot, speed])}

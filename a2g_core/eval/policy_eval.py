@@ -51,7 +51,7 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
 
 
 def _episode_job(job) -> dict:
-    path, adapter, task, mode, seed, words = job
+    path, adapter, task, mode, seed, words, max_steps = job
     import torch
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
@@ -64,25 +64,26 @@ def _episode_job(job) -> dict:
     if key not in _WORKER_CACHE:
         _WORKER_CACHE[key] = make_env(task, mode, res, words=list(words) if words else None)
     goal, ok = expert_goal(task, mode, seed, res, words)
-    out = run_episode(policy, _WORKER_CACHE[key], seed, goal)
+    out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps)
     out.update(task=task, mode=mode, expert_success=ok)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
 
 
 def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1, adapter=None,
-             seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
+             seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
              progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """One task and mode; see ``evaluate_cells``."""
     return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers, adapter=adapter,
-                          seed_start=seed_start, words=words, progress=progress)[0]
+                          seed_start=seed_start, words=words, max_steps=max_steps, progress=progress)[0]
 
 
 def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1, adapter=None,
-                   seed_start: int = EVAL_SEED_START, words: list[str] | None = None,
+                   seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
                    progress: Callable[[int, int, dict], None] | None = None) -> list[dict]:
     """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool.
-    ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's)."""
+    ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's).
+    ``max_steps``: end episodes earlier than the task's own limit (quick checks)."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -95,7 +96,7 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
         raise ValueError("--episodes and --workers must be at least 1.")
     load_policy(policy_path, adapter)  # fail here, in one sentence, if the checkpoint is bad
     adapter = str(adapter) if adapter else None
-    jobs = [(str(policy_path), adapter, task, mode, s, tuple(words) if words else None)
+    jobs = [(str(policy_path), adapter, task, mode, s, tuple(words) if words else None, max_steps)
             for task, mode in cells for s in range(seed_start, seed_start + episodes)]
     results: dict[tuple, list] = {cell: [] for cell in cells}
     if workers == 1:

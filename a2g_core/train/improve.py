@@ -38,6 +38,7 @@ class ImproveConfig:
     batch_size: int = 8
     eval_episodes: int = 10
     workers: int = 1
+    max_steps: int | None = None     # per rollout and evaluation episode; None: the task's own limit
 
     def __post_init__(self):
         from a2g_core.sim import MODES, TASKS
@@ -55,14 +56,15 @@ class ImproveConfig:
             raise ValueError("max rollouts and evaluation episodes cannot be negative.")
 
 
-def _run_rounds(engine, run: Path) -> list[ImprovementRound]:
+def run_rounds(engine, run: Path) -> list[ImprovementRound]:
+    """The finished rounds of the run in folder ``run``, oldest first."""
     return [r for r in crud.list_rounds(engine, status="done") if r.config.get("run") == str(run)]
 
 
 def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) -> dict:
     from a2g_core.eval.policy_eval import evaluate
     rep = evaluate(base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes, workers=cfg.workers,
-                   adapter=adapter)
+                   adapter=adapter, max_steps=cfg.max_steps)
     crud.add_evaluation(engine, policy=str(base), adapter=str(adapter) if adapter else None, method="act2goal",
                         task=cfg.task, mode=cfg.mode, episodes=rep["episodes"], success=rep["success"],
                         ci95=tuple(rep["ci95"]), round_id=round_id, suite=f"improve:{run}")
@@ -103,7 +105,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
     say = progress or (lambda msg: None)
     base, run = Path(base), Path(run)
     crud.fail_stale_rounds(engine)
-    done = _run_rounds(engine, run)
+    done = run_rounds(engine, run)
     number = len(done) + 1
     parent = done[-1].adapter if done else None
     row = crud.create_round(engine, number=number, config={**asdict(cfg), "run": str(run)}, base=str(base),
@@ -122,7 +124,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                     break
                 seed = first + i
                 goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution)
-                out = run_episode(policy, env, seed, goal, record=True)
+                out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True)
                 record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
                                adapter=parent, round_id=row.id, sim_success=out["success"])
                 say(f"rollout {i + 1}: {'success' if out['success'] else 'failure'} in {out['steps']} steps")

@@ -1,0 +1,40 @@
+"""Plotly figures of stored results, shared by the lab's tabs and the benchmark report."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+
+def rounds_plot(rounds: list, baselines: dict) -> go.Figure:
+    """Success per improvement round, one line per run (round 0 = the base policy)."""
+    runs: dict[str, list] = {}
+    for r in rounds:
+        if r.status == "done" and "success" in r.metrics:
+            runs.setdefault(r.config.get("run", "?"), []).append((r.number, r.metrics["success"]))
+    return success_lines({run.rsplit("/", 1)[-1]: ([(0, baselines[run])] if run in baselines else []) + pts
+                          for run, pts in runs.items()})
+
+
+def success_lines(runs: dict[str, list[tuple[int, float]]], title: str = "success per round") -> go.Figure:
+    """One line per run through its (round, success) points."""
+    fig = go.Figure()
+    for name, pts in runs.items():
+        pts = sorted(pts)
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title=title,
+                      xaxis=dict(title="round", dtick=1), yaxis=dict(range=[0, 1], title="success"))
+    return fig
+
+
+def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)") -> go.Figure:
+    """Success per task × mode × method with 95% intervals."""
+    fig = go.Figure()
+    groups: dict[str, list] = {}
+    for e in rows:
+        groups.setdefault(f"{e.method or 'policy'} · {e.mode}", []).append(e)
+    for name, es in groups.items():
+        fig.add_trace(go.Bar(x=[e.task for e in es], y=[e.success for e in es], name=name,
+                             error_y=dict(type="data", symmetric=False, array=[e.ci_high - e.success for e in es],
+                                          arrayminus=[e.success - e.ci_low for e in es])))
+    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(range=[0, 1], title="success"), title=title)
+    return fig
