@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test bench checkpoint clean
+.PHONY: help venv run test bench checkpoint lerobot-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,15 @@ checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about 2
 	cat $(RUNS)/stage2/log.jsonl > assets/checkpoints/tiny/train_log_stage2.jsonl
 	$(BIN)/python -m a2g_core plot-log --log VAE=$(RUNS)/vae/log.jsonl --log "stage 1=$(RUNS)/stage1/log.jsonl" \
 		--log "stage 2=$(RUNS)/stage2/log.jsonl" --out assets/checkpoints/tiny/training.png
+
+LR := sessions/lerobot-check
+lerobot-check: $(STAMP)  ## export a small dataset and open it with LeRobot's own reader (separate .venv-lerobot)
+	test -x .venv-lerobot/bin/python || bash scripts/lerobot_reader/setup_venv.sh .venv-lerobot
+	rm -rf $(LR) && $(BIN)/python -m a2g_core gen-data --task place_empty_cup,writing --mode easy --episodes 2 \
+		--resolution 64 --out $(LR)/data
+	$(BIN)/python -m a2g_core export-lerobot --dataset $(LR)/data --out $(LR)/lerobot
+	.venv-lerobot/bin/python scripts/lerobot_reader/check_lerobot.py $(LR)/lerobot
+	$(BIN)/python -m a2g_core import-lerobot --src $(LR)/lerobot --out $(LR)/back
 
 clean:  ## remove caches (keeps .venv and sessions/)
 	rm -rf .cache .pytest_cache
