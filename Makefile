@@ -30,26 +30,30 @@ bench: $(STAMP)  ## simulator and model benchmarks (writes assets/bench_*.json)
 	$(BIN)/python -m a2g_core bench-sim --json assets/bench_sim.json
 	$(BIN)/python -m a2g_core bench-model --json assets/bench_model.json
 
-# The default checkpoint: expert data -> VAE -> stage 1 -> stage 2 -> assets/checkpoints/tiny.
-# Every step resumes after a kill; on 2 CPU cores the whole chain takes about 2.5 hours.
+# The default checkpoint and its baselines: expert data -> VAE (4x, object-weighted) -> stage 1 of
+# act2goal, dp_gc and no_msth (two at a time, one thread each) -> assets/checkpoints/{tiny,dp_gc,no_msth}.
+# Every step resumes after a kill; on 2 CPU cores the whole chain takes about 3 hours.
+# Stage 2 (`train --stage 2 --init RUNS/stage1/final`) is not part of it: see the README.
 DATA ?= sessions/data/expert64
 RUNS ?= sessions/runs
 PER_TASK ?= 60
-VAE_STEPS ?= 600
-S1_STEPS ?= 2500
-S2_STEPS ?= 2000
-checkpoint: $(STAMP)  ## train the shipped tiny checkpoint from scratch (about 2.5 hours on 2 cores)
+VAE_STEPS ?= 3000
+S1_STEPS ?= 2000
+S1 = OMP_NUM_THREADS=1 $(BIN)/python -m a2g_core train --stage 1 --data $(DATA) --per-task $(PER_TASK) \
+	--vae $(RUNS)/vae/vae --steps $(S1_STEPS) --ckpt-every 250
+checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from scratch (about 3 hours on 2 cores)
 	$(BIN)/python -m a2g_core gen-data --task all --mode all --episodes 100 --workers 2 --resolution 64 --out $(DATA)
-	$(BIN)/python -m a2g_core train --stage vae --data $(DATA) --out $(RUNS)/vae --steps $(VAE_STEPS) --lr 1e-3 --warmup 50 --ckpt-every 100
-	$(BIN)/python -m a2g_core train --stage 1 --data $(DATA) --per-task $(PER_TASK) --vae $(RUNS)/vae/vae --out $(RUNS)/stage1 --steps $(S1_STEPS) --ckpt-every 250
-	$(BIN)/python -m a2g_core train --stage 2 --data $(DATA) --per-task $(PER_TASK) --init $(RUNS)/stage1/final --out $(RUNS)/stage2 --steps $(S2_STEPS) --lr 2e-4 --ckpt-every 250
-	rm -rf assets/checkpoints/tiny && mkdir -p assets/checkpoints/tiny
-	cp -r $(RUNS)/stage2/final/. assets/checkpoints/tiny/
-	cat $(RUNS)/vae/log.jsonl > assets/checkpoints/tiny/train_log_vae.jsonl
-	cat $(RUNS)/stage1/log.jsonl > assets/checkpoints/tiny/train_log_stage1.jsonl
-	cat $(RUNS)/stage2/log.jsonl > assets/checkpoints/tiny/train_log_stage2.jsonl
+	$(BIN)/python -m a2g_core train --stage vae --data $(DATA) --out $(RUNS)/vae --vae-blocks 16,32,64 \
+		--vae-object-weight 10 --steps $(VAE_STEPS) --lr 1e-3 --warmup 100 --ckpt-every 200
+	$(BIN)/python -m a2g_core cache-latents --data $(DATA) --per-task $(PER_TASK) --vae $(RUNS)/vae/vae
+	$(S1) --out $(RUNS)/stage1 & $(S1) --policy dp_gc --out $(RUNS)/dp_gc; wait
+	$(S1) --policy no_msth --out $(RUNS)/no_msth
+	for m in tiny:stage1 dp_gc:dp_gc no_msth:no_msth; do dst=assets/checkpoints/$${m%%:*}; run=$(RUNS)/$${m##*:}; \
+		rm -rf $$dst && mkdir -p $$dst && cp -r $$run/final/. $$dst/ && cp $$run/log.jsonl $$dst/train_log_stage1.jsonl; done
+	cp $(RUNS)/vae/log.jsonl assets/checkpoints/tiny/train_log_vae.jsonl
 	$(BIN)/python -m a2g_core plot-log --log VAE=$(RUNS)/vae/log.jsonl --log "stage 1=$(RUNS)/stage1/log.jsonl" \
-		--log "stage 2=$(RUNS)/stage2/log.jsonl" --out assets/checkpoints/tiny/training.png
+		--log "DP-GC=$(RUNS)/dp_gc/log.jsonl" --log "w/o MSTH=$(RUNS)/no_msth/log.jsonl" \
+		--out assets/checkpoints/tiny/training.png
 
 LR := sessions/lerobot-check
 lerobot-check: $(STAMP)  ## export a small dataset and open it with LeRobot's own reader (separate .venv-lerobot)

@@ -294,7 +294,10 @@ def cmd_vae_strip(args) -> int:
             raise ValueError(f"--vae takes NAME=FOLDER of a trained VAE; got {item!r}.")
         vaes[name] = path
     tasks = args.task.split(",") if args.task else None
-    print(f"wrote {vae_strip(vaes, args.data, args.out, tasks=tasks)}")
+    path, psnr = vae_strip(vaes, args.data, args.out, tasks=tasks)
+    print(f"wrote {path}")
+    for name, db in psnr.items():
+        print(f"  {name}: PSNR {db:.1f} dB over the frames shown")
     return 0
 
 
@@ -317,7 +320,8 @@ def cmd_cache_latents(args) -> int:
     from a2g_core.models.vae import VideoVAE
     vae = load_network(VideoVAE, args.vae)
     bar, progress = _bar("episodes", "ep")
-    root = build_latent_cache(EpisodeStore(args.data), vae, args.vae, progress=lambda i, n: progress(i, n, {}))
+    root = build_latent_cache(EpisodeStore(args.data, per_task=args.per_task), vae, args.vae,
+                              progress=lambda i, n: progress(i, n, {}))
     bar.close()
     print(f"latents in {root}")
     return 0
@@ -575,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(float16); resumable. `train --stage 1` does this on first use.")
     c.add_argument("--data", type=Path, default=DEFAULT_DATA)
     c.add_argument("--vae", type=Path, required=True, help="the VAE folder (config.json + model.safetensors)")
+    c.add_argument("--per-task", type=int, default=None,
+                   help="only the first N successful episodes per task and mode (what `train --per-task N` reads)")
     c.set_defaults(func=cmd_cache_latents)
 
     ex = sub.add_parser("export-lerobot", help="write a dataset (expert data, rollouts, demos) as LeRobot v3.0",

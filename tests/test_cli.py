@@ -42,6 +42,8 @@ def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
                  "--out", str(tmp_path / "v.png")]) == 0
     from PIL import Image
     assert Image.open(tmp_path / "v.png").size == (2 * 3 * 64 * 3, 64 * 3)       # frames | reconstructions
+    psnr = float(capsys.readouterr().out.split("toy: PSNR ")[1].split(" dB")[0])
+    assert 0 < psnr < 30                                                          # an untrained VAE: poor but finite
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0
     assert (tmp_path / "g" / "goal_head.png").exists() and (tmp_path / "g" / "goal_wrist.png").exists()

@@ -67,9 +67,10 @@ def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, 
 
 
 def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None,
-              scale: int = 3) -> Path:
+              scale: int = 3) -> tuple[Path, dict[str, float]]:
     """Frames of a dataset beside their VAE reconstructions: one row per task (first episode, its
-    first and middle head frames and its middle wrist frame), one column pair per VAE."""
+    first and middle head frames and its middle wrist frame), one column group per VAE. Returns
+    the picture and each VAE's PSNR (dB) over the frames shown."""
     import torch
 
     from a2g_core.data.episodes import EpisodeStore
@@ -77,17 +78,19 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
     from a2g_core.models.vae import VideoVAE
     vaes = {name: load_network(VideoVAE, d).eval() for name, d in vae_dirs.items()}
     store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=1)
-    rows = []
+    rows, sq_err = [], {name: [] for name in vaes}
     for ep in store:
         mid = ep.length // 2
         x = torch.from_numpy(np.stack([ep.frames("head")[0], ep.frames("head")[mid], ep.frames("wrist")[mid]]))
         cols = [x.numpy()]
         with torch.no_grad():
             cols += [np.asarray(vae.decode(vae.encode(x))) for vae in vaes.values()]
+        for name, rec in zip(vaes, cols[1:]):
+            sq_err[name].append(((rec.astype(np.float64) - cols[0]) ** 2).mean())
         rows.append(np.concatenate([np.concatenate(list(c), axis=1) for c in cols], axis=1))
     img = np.concatenate(rows, axis=0)
     img = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(out)
-    return out
+    return out, {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_err.items()}
