@@ -451,10 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 policy folder (OUT/final)")
     t.add_argument("--per-task", type=int, default=None,
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
-    t.add_argument("--vae-blocks", default="16,32,64,64",
-                   help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64,64: 8×)")
-    t.add_argument("--vae-object-weight", type=float, default=0.0,
-                   help="VAE: weight of pixels unlike the background in the reconstruction loss (0: plain)")
+    t.add_argument("--vae-blocks", default="16,32,64",
+                   help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64: 4×)")
+    t.add_argument("--vae-object-weight", type=float, default=10.0,
+                   help="VAE: weight of pixels unlike the background in the reconstruction loss (default 10; 0: plain)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-4)

@@ -28,6 +28,7 @@ from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
 from a2g_core.store import crud, open_db
 
 DEFAULT_POLICY = Path("assets/checkpoints/tiny")
+SHIPPED_BENCHMARK = Path("assets/benchmark/paper")         # `benchmark --suite paper` on the shipped checkpoints
 DEFAULT_ROOT = Path("sessions/lab")
 UPLOAD_LIMIT = 10 * 2**20                       # bytes per goal image
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
@@ -80,9 +81,9 @@ class SimSession:
 
 class LabController:
     def __init__(self, policy_dir: str | Path = DEFAULT_POLICY, root: str | Path = DEFAULT_ROOT,
-                 db: str | Path | None = None):
+                 db: str | Path | None = None, benchmark_dir: str | Path = SHIPPED_BENCHMARK):
         from a2g_core.models.act2goal import Act2GoalPolicy
-        self.policy_dir, self.root = Path(policy_dir), Path(root)
+        self.policy_dir, self.root, self.benchmark_dir = Path(policy_dir), Path(root), Path(benchmark_dir)
         if not (self.policy_dir / "policy.json").exists():
             raise LabError(f"No policy checkpoint at {self.policy_dir}; train one (make checkpoint) or pass --policy.")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -566,16 +567,19 @@ class LabController:
 
     # ------------------------------------------------------------------ benchmarks
     def evaluations(self) -> list:
-        """The database's evaluations, then the shipped checkpoint's own (``eval_*.json`` beside it)."""
+        """The database's evaluations, then the shipped paper-suite results (``benchmark_dir/cells.jsonl``)."""
         import json
 
         from a2g_core.store.tables import Evaluation
         rows = crud.list_evaluations(self.engine)
-        for f in sorted(self.policy_dir.glob("eval_*.json")):
-            for c in json.loads(f.read_text()).get("cells", []):
-                rows.append(Evaluation(policy=str(self.policy_dir), method=self.policy.name, task=c["task"],
-                                       mode=c["mode"], episodes=c["episodes"], success=c["success"],
-                                       ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {f.name}"))
+        shipped = self.benchmark_dir / "cells.jsonl"
+        if shipped.exists():
+            for line in shipped.read_text().splitlines():
+                c = json.loads(line)
+                if c["table"] == "success" and c["success"] is not None:
+                    rows.append(Evaluation(policy=str(self.benchmark_dir), method=c["method"], task=c["task"],
+                                           mode=c["mode"], episodes=c["episodes"], success=c["success"],
+                                           ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {shipped}"))
         return rows
 
     # ------------------------------------------------------------------ bridge (Genie-01 / any openpi client)

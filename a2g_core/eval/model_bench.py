@@ -18,9 +18,9 @@ from a2g_core.models.vae import VAEConfig, VideoVAE
 
 
 def _policy(preset: str, **kw) -> Act2GoalPolicy:
-    cfg = PRESETS[preset].with_(**kw)
-    vae = VideoVAE(VAEConfig(resolution=cfg.resolution, latent_channels=cfg.latent_channels)).requires_grad_(False)
-    return Act2GoalPolicy(cfg, vae=vae).eval()
+    """The preset as training builds it: on the default VAE's latents (see ``fit_to_vae``)."""
+    vae = VideoVAE(VAEConfig(resolution=PRESETS[preset].resolution)).requires_grad_(False)
+    return Act2GoalPolicy(PRESETS[preset].with_(**kw).fit_to_vae(vae.config), vae=vae).eval()
 
 
 def _inputs(cfg, b: int = 1, seed: int = 0):

@@ -70,13 +70,7 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
     vae = load_network(VideoVAE, Path(vae_dir))
     vae.requires_grad_(False)
     base = PRESETS[preset] if isinstance(preset, str) else preset
-    grid = base.latent_size // base.patch_size          # keep the preset's tokens per frame whatever the VAE
-    if vae.config.latent_size % grid:
-        raise ValueError(f"The VAE's {vae.config.latent_size}×{vae.config.latent_size} latents do not split into the "
-                         f"preset's {grid}×{grid} token grid.")
-    cfg = base.with_(resolution=vae.config.resolution, latent_channels=vae.config.latent_channels,
-                     latent_size=vae.config.latent_size, patch_size=vae.config.latent_size // grid,
-                     **VARIANTS[variant], **LAYOUTS[profile])
+    cfg = base.fit_to_vae(vae.config).with_(**VARIANTS[variant], **LAYOUTS[profile])
     return Act2GoalPolicy(cfg, vae=vae)
 
 

@@ -35,3 +35,20 @@ def test_missing_checkpoint_is_one_sentence(tmp_path):
     from app.controller import LabError
     with pytest.raises(LabError, match="No policy checkpoint at"):
         LabController(tmp_path / "nothing", tmp_path)
+
+
+def test_benchmarks_include_the_shipped_paper_suite(tiny_policy_dir, tmp_path):
+    import json
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    cells = [{"table": "success", "method": "dp_gc", "task": "plating", "mode": "hard", "detail": "",
+              "success": 0.25, "ci95": [0.1, 0.5], "episodes": 8},
+             {"table": "writing", "method": "act2goal", "task": "writing", "mode": "easy", "detail": "short/seen",
+              "success": 0.5, "ci95": [0.2, 0.8], "episodes": 8}]
+    (bench / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells) + "\n")
+    ctrl = LabController(tiny_policy_dir, tmp_path / "lab", benchmark_dir=bench)
+    try:
+        (row,) = ctrl.evaluations()                  # success cells only; the database is empty
+        assert (row.method, row.task, row.mode, row.success, row.ci_low) == ("dp_gc", "plating", "hard", 0.25, 0.1)
+    finally:
+        ctrl.close()

@@ -53,7 +53,7 @@ def test_wrong_frames_are_refused():
 def test_object_weight_only_reweights_frames_with_objects():
     """On a plain frame every pixel is background, so the weighted loss equals the plain one; a
     small object makes them differ (its pixels weigh more)."""
-    plain_cfg = VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4)
+    plain_cfg = VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4, object_weight=0.0)
     torch.manual_seed(0)
     plain = VideoVAE(plain_cfg)
     weighted = VideoVAE(VAEConfig(resolution=32, block_out_channels=(8, 16), norm_num_groups=8, latent_channels=4,

@@ -83,6 +83,16 @@ class Act2GoalConfig(ConfigBase):
     def with_(self, **kw) -> "Act2GoalConfig":
         return replace(self, **kw)
 
+    def fit_to_vae(self, vae_config) -> "Act2GoalConfig":
+        """This config on ``vae_config``'s latents, keeping its tokens per frame (the patch grows with
+        the latents: a 4× VAE's 16×16 latents in patches of 4 give the same 4×4 grid as 8×8 in 2s)."""
+        grid = self.latent_size // self.patch_size
+        if vae_config.latent_size % grid:
+            raise ValueError(f"The VAE's {vae_config.latent_size}×{vae_config.latent_size} latents do not split into "
+                             f"the preset's {grid}×{grid} token grid.")
+        return self.with_(resolution=vae_config.resolution, latent_channels=vae_config.latent_channels,
+                          latent_size=vae_config.latent_size, patch_size=vae_config.latent_size // grid)
+
 
 GENIE01 = dict(profile="genie01", views=("top_head", "hand_left", "hand_right"), state_dim=16, action_dim=16,
                relative_dims=tuple(range(14)))      # the arm joints relative, the grippers absolute

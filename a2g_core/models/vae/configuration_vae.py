@@ -7,17 +7,17 @@ from a2g_core.models.config import ConfigBase
 
 @dataclass
 class VAEConfig(ConfigBase):
-    """A small per-frame AutoencoderKL: ``resolution`` px → (``latent_channels``, res/8, res/8).
+    """A small per-frame AutoencoderKL: ``resolution`` px → (``latent_channels``, res/4, res/4).
 
     Frames of every view share the encoder; the world model sees them as a video of latents.
     """
     resolution: int = 64
-    block_out_channels: tuple = (16, 32, 64, 64)      # 4 blocks: 3 downsamplings, 8× compression
+    block_out_channels: tuple = (16, 32, 64)          # 3 blocks: 2 downsamplings, 4× (8× erased small objects)
     layers_per_block: int = 1
     latent_channels: int = 8
     norm_num_groups: int = 8
     kl_weight: float = 1e-6
-    object_weight: float = 0.0                        # > 0: reconstruction weighted toward non-background pixels
+    object_weight: float = 10.0                       # > 0: reconstruction weighted toward non-background pixels
 
     def __post_init__(self):
         if self.resolution % self.downsample:
