@@ -353,12 +353,18 @@ def cmd_benchmark(args) -> int:
     cfg = SuiteConfig.quick() if args.quick else SuiteConfig()
     if args.episodes is not None:
         cfg.episodes = args.episodes
+    if args.writing_episodes is not None:
+        cfg.writing_episodes = args.writing_episodes
+    if args.tables:
+        cfg.tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     if args.rounds is not None:
         cfg.improve_rounds = args.rounds
     if args.improve_episodes is not None:
         cfg.improve_eval_episodes = args.improve_episodes
-    if min(cfg.episodes, cfg.improve_eval_episodes, args.workers) < 1 or cfg.improve_rounds < 0:
-        raise ValueError("--episodes, --improve-episodes and --workers must be at least 1, --rounds at least 0.")
+    if min(cfg.episodes, cfg.writing_episodes or 1, cfg.improve_eval_episodes, args.workers) < 1 \
+            or cfg.improve_rounds < 0:
+        raise ValueError("--episodes, --writing-episodes, --improve-episodes and --workers must be at least 1, "
+                         "--rounds at least 0.")
     cfg.workers = args.workers
     bar, progress = _bar(f"suite {args.suite}", "cell")
 
@@ -622,7 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
                          f"the baselines in {BASELINES[0].parent} where present)")
     bs.add_argument("--out", default="sessions/benchmark/paper", help="report folder (default %(default)s)")
     bs.add_argument("--quick", action="store_true", help="every table at toy size: 1 task, 1 episode, 12 steps")
-    bs.add_argument("--episodes", type=int, default=None, help="episodes per success/writing cell (default 50)")
+    bs.add_argument("--tables", default=None, help="comma-separated subset of success,writing,improve (default all)")
+    bs.add_argument("--episodes", type=int, default=None, help="episodes per success cell (default 50)")
+    bs.add_argument("--writing-episodes", type=int, default=None,
+                    help="episodes per writing cell (default: --episodes; writing episodes are the longest)")
     bs.add_argument("--rounds", type=int, default=None, help="improvement rounds per run (default 3)")
     bs.add_argument("--improve-episodes", type=int, default=None, help="evaluation episodes per round (default 10)")
     bs.add_argument("--workers", type=int, default=1, help="simulator worker processes for evaluation")

@@ -45,7 +45,9 @@ class Cell:
 
 @dataclass
 class SuiteConfig:
-    episodes: int = 50                                  # per success / writing cell
+    episodes: int = 50                                  # per success cell
+    writing_episodes: int | None = None                 # per writing cell (default: episodes)
+    tables: tuple = ("success", "writing", "improve")
     tasks: tuple = ()                                   # default: all seven
     modes: tuple = ("easy", "hard")
     writing_lengths: tuple = WRITING_LENGTHS
@@ -79,8 +81,6 @@ def _policies(paths: list[str | Path]) -> dict[str, Path]:
         if name in out:
             raise ValueError(f"Two checkpoints of the same method {name!r}: {out[name]} and {p}; give one per method.")
         out[name] = p
-    if "act2goal" not in out:
-        raise ValueError("The paper suite compares against Act2Goal: give an act2goal checkpoint with --policy.")
     return out
 
 
@@ -92,7 +92,10 @@ def plan(cfg: SuiteConfig, methods: list[str]) -> list[Cell]:
     mode = cfg.improve.get("mode", "hard")
     cells += [Cell("improve", "act2goal", t, mode, f"{src}/round {n}") for t in cfg.improve_tasks
               for src in cfg.improve_sources for n in range(cfg.improve_rounds + 1)]
-    return cells
+    unknown = set(cfg.tables) - {"success", "writing", "improve"}
+    if unknown:
+        raise ValueError(f"Unknown table(s) {sorted(unknown)}; choose from success, writing, improve.")
+    return [c for c in cells if c.table in cfg.tables]
 
 
 def run_suite(policies: list[str | Path], out: str | Path, cfg: SuiteConfig, *, db: str | Path,
@@ -102,6 +105,9 @@ def run_suite(policies: list[str | Path], out: str | Path, cfg: SuiteConfig, *, 
     from a2g_core.sim import font
     from a2g_core.store import crud, open_db
     paths = _policies(policies)
+    if "improve" in cfg.tables and "act2goal" not in paths:
+        raise ValueError("The improvement table improves Act2Goal: give an act2goal checkpoint with --policy "
+                         "(or leave improve out of --tables).")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     engine = open_db(db)
@@ -124,7 +130,8 @@ def run_suite(policies: list[str | Path], out: str | Path, cfg: SuiteConfig, *, 
             if cell.table == "writing":
                 length, split = cell.detail.split("/")
                 words = font.WORDS[split][length]
-            rep = evaluate(paths[cell.method], task=cell.task, mode=cell.mode, episodes=cfg.episodes,
+            episodes = cfg.writing_episodes or cfg.episodes if cell.table == "writing" else cfg.episodes
+            rep = evaluate(paths[cell.method], task=cell.task, mode=cell.mode, episodes=episodes,
                            workers=cfg.workers, words=words, max_steps=cfg.max_steps)
             crud.add_evaluation(engine, policy=str(paths[cell.method]), method=cell.method, task=cell.task,
                                 mode=cell.mode, episodes=rep["episodes"], success=rep["success"],
@@ -181,8 +188,9 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
         for c in cells:
             w.writerow([c.table, c.method, c.task, c.mode, c.detail, c.success, *(c.ci95 or ["", ""]), c.episodes])
     missing = [m for m in ("act2goal", "dp_gc", "no_msth") if m not in methods]
-    lines = ["# Paper suite", "", f"Success with 95% Wilson intervals; episodes per success/writing cell: "
-             f"{cfg.episodes}, per improvement round: {cfg.improve_eval_episodes}" + (f", at most {cfg.max_steps} steps per "
+    lines = ["# Paper suite", "", f"Success with 95% Wilson intervals; episodes per success cell: {cfg.episodes}, "
+             f"per writing cell: {cfg.writing_episodes or cfg.episodes}, per improvement round: "
+             f"{cfg.improve_eval_episodes}" + (f", at most {cfg.max_steps} steps per "
                                                                           f"episode" if cfg.max_steps else "") + "."]
     if missing:
         lines += ["", f"Not run (no checkpoint given): {', '.join(missing)}."]

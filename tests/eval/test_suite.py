@@ -55,10 +55,21 @@ def test_a_rerun_resumes(suite, tiny_policy_dir, tiny_dp_gc_dir):
 
 
 def test_bad_policies(tiny_policy_dir, tiny_dp_gc_dir, tmp_path):
-    with pytest.raises(ValueError, match="give an act2goal checkpoint"):
+    with pytest.raises(ValueError, match="The improvement table improves Act2Goal"):
         run_suite([tiny_dp_gc_dir], tmp_path, SuiteConfig.quick(), db=tmp_path / "lab.db")
     shutil.copytree(tiny_policy_dir, tmp_path / "copy")
     with pytest.raises(ValueError, match="Two checkpoints of the same method 'act2goal'"):
         run_suite([tiny_policy_dir, tmp_path / "copy"], tmp_path, SuiteConfig.quick(), db=tmp_path / "lab.db")
     with pytest.raises(ValueError, match="not a policy folder"):
         run_suite([tmp_path / "nothing"], tmp_path, SuiteConfig.quick(), db=tmp_path / "lab.db")
+
+
+def test_table_selection():
+    from dataclasses import replace
+
+    from a2g_core.eval.suite import plan
+    cells = plan(replace(SuiteConfig(), tables=("writing",)), ["act2goal", "dp_gc", "no_msth"])
+    assert {c.table for c in cells} == {"writing"} and {c.method for c in cells} == {"act2goal", "no_msth"}
+    assert len(cells) == 2 * 3 * 2                       # methods with a world model × lengths × seen/unseen
+    with pytest.raises(ValueError, match="Unknown table"):
+        plan(replace(SuiteConfig(), tables=("success", "tables")), ["act2goal"])
