@@ -118,6 +118,7 @@ def _dataset_resolution(data) -> int:
 
 
 def cmd_train(args) -> int:
+    from a2g_core.sim import MODES, TASKS
     from a2g_core.train.loop import TrainConfig
     from a2g_core.train.stages import train_policy, train_vae
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
@@ -134,6 +135,8 @@ def cmd_train(args) -> int:
         cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=args.preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
+                            tasks=_split(args.task, TASKS, "task") if args.task else None,
+                            modes=_split(args.mode, MODES, "mode") if args.mode else None,
                             cache_progress=lambda i, n: cache_progress(i, n, {}))
         cache_bar.close()
         where = Path(args.out) / "final"
@@ -457,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=Path, default=None, help="stage 2: the stage-1 policy folder (OUT/final)")
     t.add_argument("--per-task", type=int, default=None,
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
+    t.add_argument("--task", default=None, help="stages 1-2: train on these tasks only (comma-separated; default all)")
+    t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or both (default both)")
     t.add_argument("--vae-blocks", default="16,32,64",
                    help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64: 4×)")
     t.add_argument("--vae-object-weight", type=float, default=10.0,
@@ -616,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix.set_defaults(func=cmd_import_lerobot)
 
     bs = sub.add_parser("benchmark", help="the paper's tables on the simulator, one resumable command",
-                        description="--suite paper: success per task × mode × method with 95%% intervals; writing by "
+                        description="--suite paper: success per task × mode × method with 95% intervals; writing by "
                                     "word length × seen/unseen words with and without MSTH; success per improvement "
                                     "round from all/successful/failed rollouts on two hard tasks. Methods come from the "
                                     "checkpoints given (--policy, repeatable; each knows whether it is act2goal, dp_gc "

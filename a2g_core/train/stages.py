@@ -77,12 +77,17 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
 def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int,
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
-                 per_task: int | None = None, progress=None, cache_progress=None):
+                 per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None):
+    """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
+    ``tasks``/``modes`` where given)."""
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
         raise ValueError("Stage 2 starts from a stage-1 policy: pass --init <policy folder>.")
-    store = EpisodeStore(data, per_task=per_task)
+    store = EpisodeStore(data, tasks=tasks, modes=modes, per_task=per_task)
+    if not len(store):
+        raise ValueError(f"The dataset {data} has no successful episodes" + (f" of {', '.join(tasks)}" if tasks else "")
+                         + ".")
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
         vae_dir = Path(init) / "vae"
