@@ -74,6 +74,11 @@ def test_round_trip_keeps_states_actions_exactly(exported):
             assert err.mean() < 6, f"{v}: mean error {err.mean():.2f}/255 after H.264"
             np.testing.assert_array_equal(y.goal()[v], y.frames(v)[-1])
     assert not EpisodeStore(back).episodes[0].path.name.startswith("writing")     # the failure stays a failure
+    steps = TrainConfig(steps=2, batch_size=2, warmup=1, log_every=1, ckpt_every=2)   # and the import trains
+    train_vae(back, exported / "vae", steps, vae_config=VAEConfig(
+        resolution=64, block_out_channels=(8, 16, 16, 16), norm_num_groups=8, latent_channels=4))
+    logs = train_policy(back, exported / "s1", steps, stage=1, preset=POLICY, vae_dir=exported / "vae" / "vae")
+    assert logs["step"] == 2 and np.isfinite(logs["loss"])
 
 
 def test_malformed_input_names_the_file_and_field(exported, tmp_path):
