@@ -188,10 +188,13 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
         for c in cells:
             w.writerow([c.table, c.method, c.task, c.mode, c.detail, c.success, *(c.ci95 or ["", ""]), c.episodes])
     missing = [m for m in ("act2goal", "dp_gc", "no_msth") if m not in methods]
-    lines = ["# Paper suite", "", f"Success with 95% Wilson intervals; episodes per success cell: {cfg.episodes}, "
-             f"per writing cell: {cfg.writing_episodes or cfg.episodes}, per improvement round: "
-             f"{cfg.improve_eval_episodes}" + (f", at most {cfg.max_steps} steps per "
-                                                                          f"episode" if cfg.max_steps else "") + "."]
+    counts = {"success": f"{cfg.episodes} episodes per success cell",
+              "writing": f"{cfg.writing_episodes or cfg.episodes} per writing cell",
+              "improve": f"{cfg.improve_eval_episodes} per improvement round"}
+    ran = [v for k, v in counts.items() if any(c.table == k for c in cells)]
+    if cfg.max_steps:
+        ran.append(f"at most {cfg.max_steps} steps per episode")
+    lines = ["# Paper suite", "", "Success with 95% Wilson intervals; " + ", ".join(ran) + "."]
     if missing:
         lines += ["", f"Not run (no checkpoint given): {', '.join(missing)}."]
     figures = {}
