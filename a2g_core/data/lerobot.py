@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from a2g_core.data.episodes import EpisodeStore, discard_partial, init_dataset, square_resize, write_episode
 
@@ -96,8 +98,6 @@ class _VideoFile:
 def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = True, progress=None) -> dict:
     """Write the episode-store folder ``src`` as a LeRobot v3.0 dataset in ``out`` (which must not
     exist or be empty); return its ``info.json``. ``progress(done, total)`` after each episode."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     store = EpisodeStore(src, only_success=not include_failed)
     if not len(store):
         raise ValueError(f"{src} holds no complete episodes to export.")
@@ -122,7 +122,7 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
         file_index = n // EPISODES_PER_FILE
         if n % EPISODES_PER_FILE == 0:                    # a new data file and new video files
             if columns is not None:
-                _flush(columns, tmp / DATA_PATH.format(chunk_index=0, file_index=file_index - 1), pa, pq)
+                _flush(columns, tmp / DATA_PATH.format(chunk_index=0, file_index=file_index - 1))
             for v in video.values():
                 v.close()
             columns = {k: [] for k in ("observation.state", "action", "next.done", "timestamp", "frame_index",
@@ -165,7 +165,7 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
         index += length
         if progress:
             progress(n + 1, len(store))
-    _flush(columns, tmp / DATA_PATH.format(chunk_index=0, file_index=(len(store) - 1) // EPISODES_PER_FILE), pa, pq)
+    _flush(columns, tmp / DATA_PATH.format(chunk_index=0, file_index=(len(store) - 1) // EPISODES_PER_FILE))
     for v in video.values():
         v.close()
 
@@ -204,7 +204,7 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
     return info
 
 
-def _flush(columns: dict, path: Path, pa, pq) -> None:
+def _flush(columns: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: pa.array([np.asarray(x).tolist() for x in v], type=pa.list_(pa.float32()))
               if k in ("observation.state", "action") else pa.array(v) for k, v in columns.items()}
@@ -280,7 +280,6 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _read_parquet(path: Path):
-    import pyarrow.parquet as pq
     if not path.exists():
         raise LeRobotFormatError(f"{path} is missing.")
     try:
@@ -366,7 +365,6 @@ def import_lerobot(src: str | Path, out: str | Path, *, mapping: Mapping | str =
     ep_files = sorted(ep_dir.glob("chunk-*/file-*.parquet"))
     if not ep_files:
         raise LeRobotFormatError(f"{ep_dir} holds no chunk-XXX/file-XXX.parquet; the dataset has no episode index.")
-    import pyarrow as pa
     episodes = pa.concat_tables([_read_parquet(f) for f in ep_files]).to_pylist()
     for col in ("episode_index", "length", "data/chunk_index", "data/file_index", "dataset_from_index"):
         if episodes and col not in episodes[0]:
@@ -390,14 +388,14 @@ def import_lerobot(src: str | Path, out: str | Path, *, mapping: Mapping | str =
             raise LeRobotFormatError(f"{path}: episode {e['episode_index']} has {len(rows)} rows but "
                                      f"{ep_files[0].name} says its length is {length}.")
 
-        def vector(part_list, what):
+        def vector(part_list):
             cols = []
             for key, sl in part_list:
                 col = np.asarray(t["table"].column(key).take(rows).to_pylist(), dtype=np.float32)
                 cols.append(col.reshape(length, -1)[:, sl])
             return np.concatenate(cols, axis=1)
 
-        state, action = vector(state_parts, "state"), vector(action_parts, "action")
+        state, action = vector(state_parts), vector(action_parts)
         frames = {}
         for view, key in m.views.items():
             vpath = src / video_tpl.format(video_key=key, chunk_index=e.get(f"videos/{key}/chunk_index", 0),
