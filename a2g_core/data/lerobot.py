@@ -114,7 +114,7 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    episodes, columns, video, frame_task = [], None, {}, []
+    episodes, columns, video = [], None, {}
     image_sums = {k: [] for k in keys.values()}
     lowdim = {"observation.state": [], "action": []}
     index = 0
@@ -161,7 +161,6 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
         columns["episode_index"].extend([n] * length)
         columns["index"].extend(range(index, index + length))
         columns["task_index"].extend([task_index[ep.meta["task"]]] * length)
-        frame_task.extend([task_index[ep.meta["task"]]] * length)
         index += length
         if progress:
             progress(n + 1, len(store))
@@ -181,7 +180,8 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
     frame_idx = np.concatenate([np.arange(e["length"]) for e in episodes])
     stats |= {"episode_index": _stats(ep_idx[:, None]), "frame_index": _stats(frame_idx[:, None]),
               "timestamp": _stats(frame_idx[:, None] / fps), "index": _stats(np.arange(index)[:, None]),
-              "task_index": _stats(np.asarray(frame_task)[:, None])}
+              "task_index": _stats(np.concatenate([[task_index[e["tasks"][0]]] * e["length"]
+                                                   for e in episodes])[:, None])}
     for k in ("episode_index", "frame_index", "timestamp", "index", "task_index"):
         stats[k]["count"] = [index]
     (tmp / "meta/stats.json").write_text(json.dumps(_jsonable(stats), indent=1))

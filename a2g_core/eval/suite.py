@@ -39,6 +39,12 @@ class Cell:
     episodes: int = 0
 
     @property
+    def source_round(self) -> tuple[str, int]:
+        """An improvement cell's rollout source and round number (``detail`` is "<source>/round <n>")."""
+        source, n = self.detail.split("/round ")
+        return source, int(n)
+
+    @property
     def key(self) -> str:
         return "|".join((self.table, self.method, self.task, self.mode, self.detail))
 
@@ -152,8 +158,7 @@ def _improve_cell(engine, base: Path, out: Path, cell: Cell, cfg: SuiteConfig) -
     """Round 0 is the base policy's success; round n runs the run's rounds up to n (rounds already
     in the store are not run again)."""
     from a2g_core.train.improve import ImproveConfig, run_rounds, baseline_success, improvement_round
-    source, n = cell.detail.split("/round ")
-    n = int(n)
+    source, n = cell.source_round
     icfg = ImproveConfig(**{"task": cell.task, "source": source, "eval_episodes": cfg.improve_eval_episodes,
                             "workers": cfg.workers, "max_steps": cfg.max_steps, **cfg.improve})
     run = out / "improve" / f"{cell.task}-{icfg.mode}-{source}"
@@ -224,14 +229,13 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
 
     improve = [c for c in cells if c.table == "improve"]
     if improve:
-        rounds = sorted({int(c.detail.split("/round ")[1]) for c in improve})
+        rounds = sorted({c.source_round[1] for c in improve})
         lines += ["", "## Self-improvement: success per round (round 0 = base policy)", "",
                   "| task | mode | source | " + " | ".join(f"round {n}" for n in rounds) + " |",
                   "|---|---|---|" + "---|" * len(rounds)]
-        runs = dict.fromkeys((c.task, c.mode, c.detail.split("/round ")[0]) for c in improve)
+        runs = dict.fromkeys((c.task, c.mode, c.source_round[0]) for c in improve)
         for task, mode, src in runs:
-            by = {int(c.detail.split("/round ")[1]): c for c in improve
-                  if (c.task, c.mode) == (task, mode) and c.detail.startswith(src + "/")}
+            by = {c.source_round[1]: c for c in improve if (c.task, c.mode, c.source_round[0]) == (task, mode, src)}
             lines.append(f"| {task} | {mode} | {src} | " + " | ".join(_fmt(by[n]) if n in by else "—" for n in rounds)
                          + " |")
         figures["improve"] = _improve_plot(improve)
@@ -255,9 +259,9 @@ def _improve_plot(cells: list[Cell]):
     from a2g_core.eval.plots import success_lines
     runs: dict[str, list] = {}
     for c in cells:
-        src, n = c.detail.split("/round ")
+        src, n = c.source_round
         if c.success is not None and c.success == c.success:
-            runs.setdefault(f"{c.task} · {c.mode} · {src}", []).append((int(n), c.success))
+            runs.setdefault(f"{c.task} · {c.mode} · {src}", []).append((n, c.success))
     return success_lines(runs, "success per improvement round (round 0 = base policy)")
 
 
