@@ -132,8 +132,14 @@ def cmd_train(args) -> int:
         logs = train_vae(args.data, args.out, cfg, vae_config=vae_cfg, progress=progress)
         where = Path(args.out) / "vae"
     else:
+        from a2g_core.train.stages import PRESETS
+        if args.state_noise < 0:
+            raise ValueError(f"--state-noise must be at least 0, got {args.state_noise}.")
+        preset = args.preset        # an unknown name is refused by train_policy
+        if args.state_noise and preset in PRESETS:
+            preset = PRESETS[preset].with_(state_noise=args.state_noise)
         cache_bar, cache_progress = _bar("latent cache", "ep")
-        logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=args.preset, vae_dir=args.vae,
+        logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
@@ -462,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
     t.add_argument("--task", default=None, help="stages 1-2: train on these tasks only (comma-separated; default all)")
     t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or both (default both)")
+    t.add_argument("--state-noise", type=float, default=0.0,
+                   help="stage 1: std of noise on the normalised proprio input while training, so the expert "
+                        "reads the images rather than the exact pose (default 0)")
     t.add_argument("--vae-blocks", default="16,32,64",
                    help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64: 4×)")
     t.add_argument("--vae-object-weight", type=float, default=10.0,

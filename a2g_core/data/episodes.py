@@ -7,7 +7,7 @@ Layout of a dataset folder::
         head.npy, wrist.npy           uint8 (T+1, H, W, 3): the observation before each action, and the last
         lowdim.npz                    state (T+1, 5) float32, action (T, 5) float32
         goal_head.png, goal_wrist.png the goal images: the episode's final frame per view
-        meta.json                     task, mode, seed, length, success, info (e.g. the written word)
+        meta.json                     task, mode, seed, length, success, success_step, info (e.g. the written word)
 
 A folder is complete exactly when it has no ``.tmp`` suffix, so a killed writer never leaves a
 half episode that a reader would take for a whole one.
@@ -89,7 +89,7 @@ def write_episode(root: Path, ep, name: str | None = None) -> Path:
         Image.fromarray(frames[-1]).save(tmp / f"goal_{view}.png")
     np.savez(tmp / "lowdim.npz", state=ep.states.astype(np.float32), action=ep.actions.astype(np.float32))
     meta = {"task": ep.task, "mode": ep.mode, "seed": ep.seed, "length": len(ep), "success": ep.success,
-            "views": list(ep.frames), "info": ep.info, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "success_step": ep.success_step, "views": list(ep.frames), "info": ep.info, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_json_default))
     if final.exists():
         shutil.rmtree(final)
@@ -110,6 +110,11 @@ class StoredEpisode:
     @property
     def success(self) -> bool:
         return bool(self.meta["success"])
+
+    @property
+    def success_step(self) -> int | None:
+        """Actions after which the task's check first held (None: never, or not recorded)."""
+        return self.meta.get("success_step")
 
     def frames(self, view: str) -> np.ndarray:
         f = self.path / f"{view}.npy"

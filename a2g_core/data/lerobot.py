@@ -147,7 +147,8 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
                 image_sums[key].append(fr[:: max(1, length // 8)])
         row |= {"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
                 "a2g/name": ep.path.name, "a2g/mode": ep.meta["mode"], "a2g/seed": int(ep.meta["seed"]),
-                "a2g/success": bool(ep.meta["success"]), "a2g/info": json.dumps(ep.meta.get("info", {}))}
+                "a2g/success": bool(ep.meta["success"]), "a2g/success_step": -1 if ep.success_step is None else ep.success_step,
+                "a2g/info": json.dumps(ep.meta.get("info", {}))}
         for k, x in (("observation.state", state), ("action", action)):
             row |= {f"stats/{k}/{s}": np.asarray(val).tolist() for s, val in _stats(x).items()}
             row[f"stats/{k}/count"] = [length]
@@ -406,7 +407,8 @@ def import_lerobot(src: str | Path, out: str | Path, *, mapping: Mapping | str =
         task = (e.get("tasks") or ["lerobot"])[0]
         ep = Episode(task, e.get("a2g/mode", m.mode), int(e.get("a2g/seed", e["episode_index"])), frames, state,
                      action[:-1], bool(e.get("a2g/success", True)),
-                     json.loads(e["a2g/info"]) if e.get("a2g/info") else {"lerobot_episode": int(e["episode_index"])})
+                     json.loads(e["a2g/info"]) if e.get("a2g/info") else {"lerobot_episode": int(e["episode_index"])},
+                     success_step=int(e["a2g/success_step"]) if e.get("a2g/success_step", -1) >= 0 else None)
         name = e.get("a2g/name") or f"{_slug(task)}-{m.mode}-{int(e['episode_index']):06d}"
         write_episode(out, ep, name=name)
         written += 1

@@ -1,6 +1,12 @@
 """MSTH training windows: for a step t of an episode, the current latents, the goal latents, the
 future latents at the MSTH frame offsets, the state, and the actions at the MSTH action offsets
-(offsets from ``a2g_core.msth`` only). The goal is the episode's final frame (paper §5.2)."""
+(offsets from ``a2g_core.msth`` only). The goal is the episode's final frame (paper §5.2).
+
+Windows start only while the task is still undone (before the episode's ``success_step``, when it
+is recorded): the expert's way home after success stays a target (future frames and actions) but is
+never a start. Rollouts stop at success, so those starts are never met at control time, and they
+taught the policy that "arm at home, as in the goal image" means "stay": measured, a DP-GC trained
+with them stood still at home from the first step even on training seeds."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,13 +32,14 @@ class MSTHWindows:
         self.states = [s for s, _ in low]
         self.actions = [a for _, a in low]
         self.lengths = np.array([e.length for e in store])
+        self.starts = np.array([min(e.success_step or e.length, e.length) for e in store])   # t < start
 
     def all_states(self) -> np.ndarray:
         return np.concatenate(self.states)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         eps = rng.integers(0, len(self.lengths), batch_size)
-        items = [self.window(int(e), int(rng.integers(0, self.lengths[e]))) for e in eps]
+        items = [self.window(int(e), int(rng.integers(0, max(self.starts[e], 1)))) for e in eps]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:

@@ -45,7 +45,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
-                                 np.stack(states), np.stack(actions), out["success"])
+                                 np.stack(states), np.stack(actions), out["success"],
+                                 success_step=step + 1 if out["success"] else None)
         out["chunks"] = [(t, min(t + e, step + 1)) for t in range(0, step + 1, e)]
     return out
 

@@ -13,7 +13,8 @@ SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is 
 @dataclass
 class Episode:
     """One episode: ``frames[view]`` is (T+1, H, W, 3) (observations before each action and the last),
-    ``states`` (T+1, 5), ``actions`` (T, 5) as executed (clipped)."""
+    ``states`` (T+1, 5), ``actions`` (T, 5) as executed (clipped); ``success_step`` is the number of
+    actions after which the task's check first held (None if it never did)."""
     task: str
     mode: str
     seed: int
@@ -22,6 +23,7 @@ class Episode:
     actions: np.ndarray
     success: bool
     info: dict = field(default_factory=dict)
+    success_step: int | None = None
 
     @property
     def goal(self) -> dict[str, np.ndarray]:
@@ -37,7 +39,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
     frames = {v: [obs["images"][v]] for v in VIEWS}
     states, actions = [obs["state"]], []
     plan = env.task.expert(env)
-    last = None
+    last = success_step = None
     settle = SETTLE_STEPS
     while len(actions) < env.max_steps:
         a = next(plan, None)
@@ -52,11 +54,13 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
         states.append(obs["state"])
         for v in VIEWS:
             frames[v].append(obs["images"][v])
+        if info["is_success"] and success_step is None:
+            success_step = len(actions)
         if truncated:
             break
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
-                   np.stack(states), np.stack(actions), bool(info["is_success"]), public)
+                   np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
 
 _GOALS: dict[tuple, tuple[dict, bool]] = {}

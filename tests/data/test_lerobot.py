@@ -65,8 +65,8 @@ def test_round_trip_keeps_states_actions_exactly(exported):
     assert b.spec["profile"] == "tabletop" and b.spec["state_names"] == a.spec["state_names"]
     for x, y in zip(a, b):
         assert y.path.name == x.path.name
-        assert {k: y.meta[k] for k in ("task", "mode", "seed", "length", "success", "info")} == \
-               {k: x.meta[k] for k in ("task", "mode", "seed", "length", "success", "info")}
+        assert {k: y.meta[k] for k in ("task", "mode", "seed", "length", "success", "success_step", "info")} == \
+               {k: x.meta[k] for k in ("task", "mode", "seed", "length", "success", "success_step", "info")}
         for u, w in zip(x.lowdim(), y.lowdim()):
             np.testing.assert_array_equal(u, w)
         for v in a.views:

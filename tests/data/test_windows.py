@@ -50,3 +50,14 @@ def test_missing_view_and_empty_dataset(store_and_cache, tmp_path):
         MSTHWindows(empty, cache, CFG, ["head"])
     with pytest.raises(ValueError, match="latent cache"):
         MSTHWindows(EpisodeStore(tmp_path), cache, CFG, ["head"])
+
+
+def test_windows_start_before_success(store_and_cache):
+    """The expert's way home after success is a target, never a start (see data/windows.py)."""
+    store, cache = store_and_cache
+    ep = store[0]
+    assert ep.success and 0 < ep.success_step < ep.length      # the expert goes home after success
+    w = MSTHWindows(store, cache, CFG, ["head"])
+    starts = w.sample(np.random.default_rng(0), 512)["obs_latents"][:, 0, 0, 0, 0].numpy()
+    assert starts.max() < ep.success_step and starts.min() == 0
+    assert (w.window(0, ep.success_step - 1)["goal_latents"] == ep.length).all()

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from a2g_core.models.act2goal import Act2GoalPolicy
-from tests.models.conftest import TINY, make_batch, make_obs
+from a2g_core.models.vae import VideoVAE
+from tests.models.conftest import TINY, TINY_VAE, make_batch, make_obs
 
 
 def test_patchify_round_trip(policy):
@@ -170,3 +171,21 @@ def test_goal_is_encoded_once_per_goal(policy, monkeypatch):
     _, other = make_obs(seed=5)
     policy.predict_action_chunk(obs, other)
     assert len(calls) == 7                                  # obs+goal after the clear, then obs + a new goal
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_state_noise_only_while_training(noise):
+    """``state_noise`` perturbs the expert's proprio input in training only, with the configured std."""
+    torch.manual_seed(0)
+    policy = Act2GoalPolicy(TINY.with_(state_noise=noise), vae=VideoVAE(TINY_VAE))
+    seen = []
+    forward = policy.expert.forward
+    policy.expert.forward = lambda a, st, *rest: seen.append(st) or forward(a, st, *rest)
+    batch = make_batch(b=64)
+    clean = policy._norm_state(batch["state"])
+    policy.train()
+    policy(batch)
+    policy.eval()
+    policy(batch)
+    torch.testing.assert_close(seen[1], clean)
+    assert abs(float((seen[0] - clean).std()) - noise) < 0.05

@@ -227,8 +227,10 @@ class Act2GoalPolicy(nn.Module):
         a0 = self._to_model(batch["actions"], batch["state"])
         a_noise = torch.randn_like(a0)
         sa = sample_t(b, device=a0.device)
-        u = self.expert(interpolate(a0, a_noise, sa), self._norm_state(batch["state"]), sa,
-                        batch["action_offsets"], hidden)
+        st = self._norm_state(batch["state"])
+        if self.training and self.config.state_noise:
+            st = st + self.config.state_noise * torch.randn_like(st)
+        u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden)
         loss_a = F.mse_loss(u, velocity_target(a0, a_noise))
         loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
         if self.stage == 1 and f:
