@@ -151,6 +151,39 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    import numpy as np
+    from a2g_core.data.episodes import EpisodeStore, episode_name
+    from a2g_core.eval import diagnose
+    from a2g_core.eval.policy_eval import load_policy
+    name = episode_name(args.task, args.mode, args.seed)
+    matches = [e for e in EpisodeStore(args.data, tasks=[args.task], modes=[args.mode]) if e.path.name == name]
+    if not matches:
+        raise ValueError(f"{args.data} has no successful episode {name}; pick a seed the dataset holds.")
+    ep, policy = matches[0], load_policy(args.policy)
+    e = policy.config.msth_E
+    print(f"## open loop on {name} (success at step {ep.success_step}): first {e} actions against the expert's")
+    print("| t | error x / y / z (cm) | expert moves (cm) | policy moves (cm) | grip expert / policy |")
+    print("|---|---|---|---|---|")
+    rows = diagnose.open_loop(policy, ep, every=args.every)
+    for r in rows:
+        print(f"| {r['t']} | {' / '.join(f'{x:.1f}' for x in r['err_cm'])} | {r['move_expert_cm']:.1f} | "
+              f"{r['move_policy_cm']:.1f} | {r['grip_expert']:.2f} / {r['grip_policy']:.2f} |")
+    print(f"mean error over the episode: {np.mean([r['err_cm'] for r in rows]):.2f} cm")
+    t = min(args.sensitivity_step, (ep.success_step or ep.length) - 1)
+    print(f"\n## proprio sensitivity at t={t}: predicted move after {e} actions (cm, x y z)")
+    for k, v in diagnose.proprio_sensitivity(policy, ep, t).items():
+        print(f"{k:>12}: " + " ".join(f"{x:+6.1f}" for x in v))
+    if not args.no_rollout:
+        out = diagnose.closed_loop(policy, ep, every=args.every)
+        print(f"\n## closed loop on seed {args.seed}: {'success' if out['success'] else 'failure'} after {out['steps']} steps")
+        print("| t | policy x y z yaw grip | expert x y z yaw grip |")
+        print("|---|---|---|")
+        for r in out["trace"]:
+            print(f"| {r['t']} | {' '.join(f'{x:.3f}' for x in r['policy'])} | {' '.join(f'{x:.3f}' for x in r['expert'])} |")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from a2g_core.eval.policy_eval import evaluate_cells
     from a2g_core.sim import MODES, TASKS
@@ -499,6 +532,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", default=str(DEFAULT_DB),
                    help=f"record the table in this lab database (default {DEFAULT_DB}; '' to skip)")
     e.set_defaults(func=cmd_eval)
+
+    dg = sub.add_parser("diagnose", help="why a policy fails: open-loop error, proprio sensitivity, closed-loop trace",
+                        description="On one expert episode of the dataset (a training seed shows fitting, another "
+                                    "seed generalisation): the chunk the policy predicts at every --every-th step "
+                                    "from the expert's observation against the expert's actions; how the predicted "
+                                    "move changes when only the state input is nudged (a copycat reads the phase "
+                                    "off the pose); and the policy's own rollout beside the expert's poses.")
+    dg.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"policy folder (default {DEFAULT_POLICY})")
+    dg.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
+    dg.add_argument("--task", required=True)
+    dg.add_argument("--mode", default="easy", help="easy or hard (default easy)")
+    dg.add_argument("--seed", type=int, default=0, help="the episode's seed (default 0)")
+    dg.add_argument("--every", type=int, default=6, help="steps between rows (default 6)")
+    dg.add_argument("--sensitivity-step", type=int, default=8, help="step of the proprio-sensitivity test (default 8)")
+    dg.add_argument("--no-rollout", action="store_true", help="skip the closed-loop rollout")
+    dg.set_defaults(func=cmd_diagnose)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",
                         description="Each round rolls the current policy (base + the run's latest adapter) out in "

@@ -1,0 +1,76 @@
+"""Why does a policy fail? Three measurements on one expert episode of the dataset:
+
+- **open loop**: at every ``every``-th step before success, the chunk the policy predicts from the
+  expert's own observation against the expert's next E actions (mean absolute error per axis, and
+  how far each moves the end effector);
+- **proprio sensitivity**: how the predicted move changes when only the state input is nudged
+  (a policy that reads the trajectory's phase off the exact pose is a copycat: small closed-loop
+  deviations send it the wrong way);
+- **closed loop**: the policy's own rollout from the same seed and goal, its pose every ``every``
+  steps beside the expert's.
+
+Every prediction starts from the same sampler seed, so reruns print the same figures.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+NUDGES = {"z -1.5 cm": (2, -0.015), "x +1 cm": (0, 0.01), "y +1 cm": (1, 0.01), "grip +0.05": (4, 0.05)}
+
+
+def _chunk(policy, images: dict, state, goal: dict) -> np.ndarray:
+    policy.reset(0)
+    return policy.predict_action_chunk({"images": images, "state": np.asarray(state, np.float32)}, goal)[0].numpy()
+
+
+def open_loop(policy, episode, every: int = 6) -> list[dict]:
+    """Per start t < success step: ``err_cm`` (x, y, z) over the first E actions, expert and predicted
+    end-effector moves after E actions (cm), and both gripper commands at the E-th action."""
+    states, actions = episode.lowdim()
+    frames = {v: episode.frames(v) for v in policy.config.views}
+    goal, e = episode.goal(), policy.config.msth_E
+    rows = []
+    for t in range(0, episode.success_step or episode.length, every):
+        pred = _chunk(policy, {v: np.asarray(f[t]) for v, f in frames.items()}, states[t], goal)
+        exp = actions[t:t + e]
+        n = len(exp)
+        rows.append({"t": t, "err_cm": (np.abs(pred[:n, :3] - exp[:, :3]).mean(0) * 100).tolist(),
+                     "move_expert_cm": float(np.linalg.norm(exp[-1, :3] - states[t, :3]) * 100),
+                     "move_policy_cm": float(np.linalg.norm(pred[n - 1, :3] - states[t, :3]) * 100),
+                     "grip_expert": float(exp[-1, 4]), "grip_policy": float(pred[n - 1, 4])})
+    return rows
+
+
+def proprio_sensitivity(policy, episode, t: int) -> dict[str, list[float]]:
+    """The predicted displacement (cm, x y z) after E actions at step ``t``, for the true state and
+    for each nudge of it in ``NUDGES``; ``expert`` is what the expert did."""
+    states, actions = episode.lowdim()
+    images = {v: np.asarray(episode.frames(v)[t]) for v in policy.config.views}
+    goal, e = episode.goal(), policy.config.msth_E
+    out = {"expert": ((actions[min(t + e, len(actions)) - 1, :3] - states[t, :3]) * 100).tolist()}
+    for name, (dim, delta) in {"as recorded": (0, 0.0), **NUDGES}.items():
+        s = states[t].copy()
+        s[dim] += delta
+        out[name] = ((_chunk(policy, images, s, goal)[e - 1, :3] - s[:3]) * 100).tolist()
+    return out
+
+
+def closed_loop(policy, episode, every: int = 8) -> dict:
+    """The policy's rollout on the episode's seed towards the episode's goal image."""
+    from a2g_core.sim import make_env
+    states, _ = episode.lowdim()
+    m = episode.meta
+    env = make_env(m["task"], m["mode"], policy.config.resolution)
+    try:
+        obs, info = env.reset(seed=m["seed"])        # the same seed gives the expert's scene (and word)
+        policy.reset(0)
+        goal, trace = episode.goal(), []
+        for t in range(env.max_steps):
+            if t % every == 0:
+                trace.append({"t": t, "policy": obs["state"].tolist(), "expert": states[min(t, len(states) - 1)].tolist()})
+            obs, _, _, truncated, info = env.step(policy.select_action(obs, goal))
+            if info["is_success"] or truncated:
+                break
+        return {"success": bool(info["is_success"]), "steps": t + 1, "trace": trace}
+    finally:
+        env.close()
