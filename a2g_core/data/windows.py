@@ -5,8 +5,8 @@ future latents at the MSTH frame offsets, the state, and the actions at the MSTH
 Windows start only while the task is still undone (before the episode's ``success_step``, when it
 is recorded): the expert's way home after success stays a target (future frames and actions) but is
 never a start. Rollouts stop at success, so those starts are never met at control time, and they
-taught the policy that "arm at home, as in the goal image" means "stay": measured, a DP-GC trained
-with them stood still at home from the first step even on training seeds."""
+taught the policy that "arm at home, as in the goal image" means "stay": measured (``diagnose``), a
+DP-GC trained with them was still within 3 cm of home after 48 steps of a training seed."""
 from __future__ import annotations
 
 import numpy as np
