@@ -170,7 +170,7 @@ def cmd_diagnose(args) -> int:
         print(f"| {r['t']} | {' / '.join(f'{x:.1f}' for x in r['err_cm'])} | {r['move_expert_cm']:.1f} | "
               f"{r['move_policy_cm']:.1f} | {r['grip_expert']:.2f} / {r['grip_policy']:.2f} |")
     print(f"mean error over the episode: {np.mean([r['err_cm'] for r in rows]):.2f} cm")
-    t = min(args.sensitivity_step, (ep.success_step or ep.length) - 1)
+    t = min(args.sensitivity_step, ep.steps_before_success - 1)
     print(f"\n## proprio sensitivity at t={t}: predicted move after {e} actions (cm, x y z)")
     for k, v in diagnose.proprio_sensitivity(policy, ep, t).items():
         print(f"{k:>12}: " + " ".join(f"{x:+6.1f}" for x in v))

@@ -116,6 +116,11 @@ class StoredEpisode:
         """Actions after which the task's check first held (None: never, or not recorded)."""
         return self.meta.get("success_step")
 
+    @property
+    def steps_before_success(self) -> int:
+        """The steps a training window may start at: before success, or all when none is recorded."""
+        return self.success_step or self.length
+
     def frames(self, view: str) -> np.ndarray:
         f = self.path / f"{view}.npy"
         if not f.exists():

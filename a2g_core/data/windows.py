@@ -32,14 +32,14 @@ class MSTHWindows:
         self.states = [s for s, _ in low]
         self.actions = [a for _, a in low]
         self.lengths = np.array([e.length for e in store])
-        self.starts = np.array([min(e.success_step or e.length, e.length) for e in store])   # t < start
+        self.starts = np.array([e.steps_before_success for e in store])
 
     def all_states(self) -> np.ndarray:
         return np.concatenate(self.states)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         eps = rng.integers(0, len(self.lengths), batch_size)
-        items = [self.window(int(e), int(rng.integers(0, max(self.starts[e], 1)))) for e in eps]
+        items = [self.window(int(e), int(rng.integers(0, self.starts[e]))) for e in eps]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ def open_loop(policy, episode, every: int = 6) -> list[dict]:
     frames = {v: episode.frames(v) for v in policy.config.views}
     goal, e = episode.goal(), policy.config.msth_E
     rows = []
-    for t in range(0, episode.success_step or episode.length, every):
+    for t in range(0, episode.steps_before_success, every):
         pred = _chunk(policy, {v: np.asarray(f[t]) for v, f in frames.items()}, states[t], goal)
         exp = actions[t:t + e]
         n = len(exp)
