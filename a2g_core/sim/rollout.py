@@ -8,6 +8,7 @@ import numpy as np
 from a2g_core.sim.env import VIEWS, TabletopEnv
 
 SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is at rest
+NOISE_CORRELATION = 0.9   # per step, of the executed-pose perturbation (about 10 steps, half a second)
 
 
 @dataclass
@@ -33,9 +34,17 @@ class Episode:
         return len(self.actions)
 
 
-def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Episode:
-    """Reset with ``seed`` and run the task's scripted expert to the end (or ``env.max_steps``)."""
+def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: float = 0.0) -> Episode:
+    """Reset with ``seed`` and run the task's scripted expert to the end (or ``env.max_steps``).
+
+    ``noise`` > 0 perturbs the *executed* end-effector position until success (DART, Laskey et al.
+    2017): a smooth random offset of that standard deviation in metres (x, y, z; correlation
+    ``NOISE_CORRELATION`` per step) is added to each command, while the episode records the expert's
+    own command as the action. The expert then corrects from where the arm really is, so the data
+    shows the way back to the path, not only the path. Gripper and yaw are never perturbed."""
     obs, info = env.reset(seed=seed, options=options)
+    rng = np.random.default_rng([seed, 0xDA27])
+    offset = np.zeros(3)
     frames = {v: [obs["images"][v]] for v in VIEWS}
     states, actions = [obs["state"]], []
     plan = env.task.expert(env)
@@ -49,8 +58,13 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
             settle -= 1
             a = last
         last = a
-        obs, _, _, truncated, info = env.step(a)
-        actions.append(info["action"])
+        executed = np.array(a, dtype=np.float64)
+        if noise > 0 and success_step is None:
+            offset = NOISE_CORRELATION * offset + noise * np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
+            executed[:3] += offset
+        obs, _, _, truncated, info = env.step(executed)
+        actions.append(np.clip(a, env.action_space.low, env.action_space.high).astype(np.float32)
+                       if noise > 0 else info["action"])
         states.append(obs["state"])
         for v in VIEWS:
             frames[v].append(obs["images"][v])
@@ -59,6 +73,8 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None) -> Epis
         if truncated:
             break
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
+    if noise > 0:
+        public["expert_noise"] = noise
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.vae import VideoVAE
@@ -68,6 +69,18 @@ def test_control_contract(policy):
     assert len(policy._queue) == 0 and all(a.shape == (5,) for a in actions)
     policy.reset(seed=3)
     np.testing.assert_array_equal(policy.select_action(obs, goal), actions[0])  # seeded: reproducible
+
+
+def test_compiled_control_gives_the_eager_chunk(policy, tmp_path):
+    obs, goal = make_obs()
+    policy.eval()
+    policy.reset(seed=5)
+    eager = policy.predict_action_chunk(obs, goal)
+    policy.compile_for_control()
+    policy.reset(seed=5)
+    torch.testing.assert_close(policy.predict_action_chunk(obs, goal), eager, atol=1e-4, rtol=1e-4)
+    policy.save_pretrained(tmp_path / "p")                    # the checkpoint keeps its plain names
+    assert "blocks.0.attn1.to_q.weight" in load_file(tmp_path / "p" / "world_model" / "model.safetensors")
 
 
 def test_imagine(policy):

@@ -15,3 +15,18 @@ def test_expert_succeeds(task, mode):
         # the goal is the final frame, and the episode ends at rest on it
         assert (ep.goal["head"] == ep.frames["head"][-1]).all()
     env.close()
+
+
+def test_expert_noise_perturbs_execution_but_records_the_expert_command():
+    import numpy as np
+    env = make_env("place_empty_cup", "easy", 64)
+    clean = run_expert(env, 3)
+    noisy = run_expert(env, 3, noise=0.015)
+    again = run_expert(env, 3, noise=0.015)
+    env.close()
+    assert np.array_equal(noisy.states, again.states)              # seeded: the same perturbation
+    # the first move's set-points do not depend on the arm: the recorded actions are the expert's own
+    # commands (equal to the clean run's), while the arm was pushed off that path
+    assert np.allclose(noisy.actions[:10], clean.actions[:10])
+    assert np.abs(noisy.states[1:11, :3] - clean.states[1:11, :3]).max() > 0.005
+    assert noisy.info["expert_noise"] == 0.015 and "expert_noise" not in clean.info
