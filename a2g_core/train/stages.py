@@ -108,7 +108,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views)
     if init is None:
         chunks = windows.sample(np.random.default_rng(0), 4096)
-        policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy())
+        policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),
+                                 chunks["obs_latents"].numpy())
     policy.stage = stage
     policy.train()
     policy.vae.eval()

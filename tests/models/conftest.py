@@ -6,7 +6,7 @@ from a2g_core.models.vae import VAEConfig, VideoVAE
 
 TINY_VAE = VAEConfig(resolution=32, block_out_channels=(8, 16, 16, 16), norm_num_groups=8, latent_channels=4,
                      object_weight=0.0)
-TINY = Act2GoalConfig(resolution=32, latent_channels=4, latent_size=4, patch_size=2, msth_P=8, msth_r=4, msth_M=2,
+TINY = Act2GoalConfig(resolution=32, latent_channels=4, latent_size=4, patch_size=2, latent_standardize=True, keypoints=4, msth_P=8, msth_r=4, msth_M=2,
                       msth_E=6, inference_horizon=30, wm_dim=32, wm_heads=2, layers=2, expert_dim=16,
                       expert_heads=2, imagine_steps=2, action_steps=2)
 

@@ -35,9 +35,10 @@ def test_expert_block_i_reads_world_model_block_i(policy):
     wm_out, hidden = policy.world_model(b["obs_latents"], b["goal_latents"], b["future_latents"],
                                         torch.ones(2), b["frame_offsets"])
     a = torch.randn(2, TINY.msth.num_actions, 5)
-    base = policy.expert(a, b["state"], torch.full((2,), 0.5), b["action_offsets"], hidden)
+    kp = policy.expert.keypoints(b["obs_latents"], b["goal_latents"])
+    base = policy.expert(a, b["state"], torch.full((2,), 0.5), b["action_offsets"], hidden, kp)
     changed = policy.expert(a, b["state"], torch.full((2,), 0.5), b["action_offsets"],
-                            [hidden[0], hidden[1] + 1.0])
+                            [hidden[0], hidden[1] + 1.0], kp)
     assert len(hidden) == TINY.layers and hidden[0].shape[-1] == TINY.wm_dim
     assert not torch.allclose(base, changed)
 
@@ -93,7 +94,8 @@ def test_imagine(policy):
 
 
 def test_save_load_is_exact(policy, tmp_path):
-    policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 18, 5) * 2, np.random.rand(50, 5))
+    policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 18, 5) * 2, np.random.rand(50, 5),
+                             np.random.rand(50, 2, 4, 4, 4))
     policy.save_pretrained(tmp_path / "p")
     for sub in ("world_model", "action_expert", "vae"):
         assert {f.name for f in (tmp_path / "p" / sub).iterdir()} == {"config.json", "model.safetensors"}
@@ -111,7 +113,8 @@ def test_save_load_is_exact(policy, tmp_path):
 def test_relative_actions_round_trip(policy):
     """Env actions → the expert's state-relative normalised form → back is the identity; the
     gripper (not a relative dim) ignores the state."""
-    policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5))
+    policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5),
+                             np.random.rand(50, 2, 4, 4, 4))
     actions, state = torch.rand(3, 18, 5), torch.rand(3, 5)
     torch.testing.assert_close(policy._from_model(policy._to_model(actions, state), state), actions)
     moved = state.clone()
@@ -202,3 +205,34 @@ def test_state_noise_only_while_training(noise):
     policy(batch)
     torch.testing.assert_close(seen[1], clean)
     assert abs(float((seen[0] - clean).std()) - noise) < 0.05
+
+
+def test_latents_are_standardised_per_element(policy):
+    """What varies between training frames reaches the networks at unit scale; what never changes
+    is not blown up (the std floor), and imagine's decode gets the VAE's latents back."""
+    rng = np.random.default_rng(0)
+    lat = np.full((400, 2, 4, 4, 4), 0.7) + rng.normal(0, 0.01, (400, 2, 4, 4, 4))
+    lat[:, 0, 1, 2, 3] += rng.normal(0, 0.5, 400)                   # one element moves (an object)
+    policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5), lat)
+    z = policy.world_model.standardize(torch.as_tensor(lat, dtype=torch.float32))
+    assert 0.9 < z[:, 0, 1, 2, 3].std() < 1.05
+    assert z[:, 1].std() < 0.15 and abs(z.mean()) < 0.05
+    back = policy.world_model.standardize(z[:, :, None].expand(-1, -1, 3, -1, -1, -1), inverse=True)
+    torch.testing.assert_close(back[:, :, 2], torch.as_tensor(lat, dtype=torch.float32))
+    with pytest.raises(ValueError, match="standardises latents"):
+        policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5))
+
+
+def test_keypoints_are_where_the_object_is(policy):
+    """A heat map that picks out channel 0 puts its keypoint on the latent cell where channel 0 peaks."""
+    with torch.no_grad():
+        policy.expert.keypoint_maps.weight.zero_()
+        policy.expert.keypoint_maps.weight[:, 0] = 50.0
+        policy.expert.keypoint_maps.bias.zero_()
+    obs, goal = torch.zeros(1, 2, 4, 4, 4), torch.zeros(1, 2, 4, 4, 4)
+    obs[0, 0, 0, 1, 3] = 1.0                                   # head view: row 1, column 3 of a 4×4 grid
+    goal[0, 0, 0, 2, 0] = 1.0                                  # the goal's object: row 2, column 0
+    kp = policy.expert.keypoints(obs, goal).reshape(2, 2, TINY.keypoints, 2)      # (current/goal, view, k, xy)
+    torch.testing.assert_close(kp[0, 0], torch.tensor([[1.0, -1 / 3]]).expand(TINY.keypoints, 2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(kp[1, 0], torch.tensor([[-1.0, 1 / 3]]).expand(TINY.keypoints, 2), atol=1e-3, rtol=0)
+    torch.testing.assert_close(kp[0, 1], torch.zeros(TINY.keypoints, 2), atol=1e-3, rtol=0)   # uniform: the centre

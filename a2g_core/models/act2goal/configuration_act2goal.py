@@ -24,6 +24,15 @@ class Act2GoalConfig(ConfigBase):
     latent_channels: int = 8
     latent_size: int = 8
     patch_size: int = 2
+    # standardise every latent element (view, channel, row, column) by its mean and std over the
+    # training frames before the networks see it: on a fixed camera most of a frame is the same
+    # table in every episode, and what moves (the objects) was a small ripple on that constant, which
+    # the policies never learned to read (measured: their first move ignored where the cup was)
+    latent_standardize: bool = False
+    # spatial-softmax keypoints per view (Levine et al. 2016; Diffusion Policy's image encoder): a 1×1
+    # convolution of the (standardised) current and goal latents into this many heat maps per view, whose
+    # expected image coordinates are one more token of the action expert: where things are, read directly
+    keypoints: int = 0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8
@@ -103,9 +112,9 @@ GENIE01 = dict(profile="genie01", views=("top_head", "hand_left", "hand_right"),
 
 PRESETS: dict[str, Act2GoalConfig] = {
     # CPU default: 64 px, 2 + 2 imagined frames, 16 + 2 actions, 8 executed per chunk
-    "tiny": Act2GoalConfig(),
+    "tiny": Act2GoalConfig(latent_standardize=True, keypoints=16),
     # GPU: the paper's MSTH (9 + 9 frames, 54 + 9 actions, 50 executed), wider and deeper
-    "base": Act2GoalConfig(resolution=128, latent_size=16, msth_P=54, msth_r=6, msth_M=9, msth_E=50,
+    "base": Act2GoalConfig(resolution=128, latent_size=16, latent_standardize=True, keypoints=32, msth_P=54, msth_r=6, msth_M=9, msth_E=50,
                            inference_horizon=400, wm_dim=512, wm_heads=8, layers=12, expert_dim=256,
                            expert_heads=8, imagine_steps=20, action_steps=10),
 }

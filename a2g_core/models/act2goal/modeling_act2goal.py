@@ -23,6 +23,9 @@ from a2g_core.flow_matching import euler_integrate, interpolate, sample_t, veloc
 from a2g_core.models.act2goal.configuration_act2goal import Act2GoalConfig
 
 
+LATENT_STD_FLOOR = 0.1      # of a standardised latent element's std (latents are ~unit scale per channel)
+
+
 def _sinusoid(values: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features of any-shaped ``values`` (in [0, 1000]) → (*shape, dim)."""
     flat = get_timestep_embedding(values.reshape(-1).float(), dim, flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -80,6 +83,19 @@ class GoalConditionedWorldModel(nn.Module):
         self.time = _TimeConditioning(d)
         self.blocks = _blocks(config, d, config.wm_heads, d)
         self.head = _Head(d, c * p * p)
+        if config.latent_standardize:       # per-element statistics of the training latents (see the config)
+            s = config.latent_size
+            self.register_buffer("latent_mean", torch.zeros(v, c, s, s))
+            self.register_buffer("latent_std", torch.ones(v, c, s, s))
+
+    def standardize(self, z: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """VAE latents (B, V, [F,] C, h, w) ↔ the standardised latents the networks model."""
+        if not self.config.latent_standardize:
+            return z
+        mean, std = self.latent_mean, self.latent_std
+        if z.dim() == 6:
+            mean, std = mean[:, None], std[:, None]
+        return z * std + mean if inverse else (z - mean) / std
 
     # (B, V, F, C, h, w) <-> (B, V, F, T, C·p·p)
     def patchify(self, z: torch.Tensor) -> torch.Tensor:
@@ -130,7 +146,11 @@ class ActionExpert(nn.Module):
         d, h = config.expert_dim, config.msth.num_actions
         self.action_in = nn.Linear(config.action_dim, d)
         self.state_in = nn.Linear(config.state_dim, d)
-        self.pos = nn.Parameter(torch.randn(1 + h, d) * 0.02)
+        k = config.keypoints
+        if k:
+            self.keypoint_maps = nn.Conv2d(config.latent_channels, k, kernel_size=1)
+            self.keypoint_in = nn.Linear(2 * len(config.views) * k * 2, d)      # (current, goal) × views × k × (x, y)
+        self.pos = nn.Parameter(torch.randn(1 + (k > 0) + h, d) * 0.02)
         self.offset_embed = TimestepEmbedding(d, d)
         self.time = _TimeConditioning(d)
         self.blocks = _blocks(config, d, config.expert_heads, config.wm_dim)
@@ -141,18 +161,36 @@ class ActionExpert(nn.Module):
         self.register_buffer("action_mean", torch.zeros(config.action_dim))
         self.register_buffer("action_std", torch.ones(config.action_dim))
 
+    def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
+        """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
+        expected (x, y) in [-1, 1]; None when the config has none."""
+        if not self.config.keypoints:
+            return None
+        z = torch.stack([obs, goal], dim=1)                                   # (B, 2, V, C, h, w)
+        b, n, v, c, h, w = z.shape
+        heat = self.keypoint_maps(z.reshape(-1, c, h, w)).flatten(-2).softmax(-1)       # (B·2·V, k, h·w)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=z.device), torch.linspace(-1, 1, w, device=z.device),
+                                indexing="ij")
+        coords = torch.stack([heat @ xs.reshape(-1), heat @ ys.reshape(-1)], dim=-1)   # (B·2·V, k, 2)
+        return coords.reshape(b, -1)
+
     def forward(self, actions: torch.Tensor, state: torch.Tensor, s: torch.Tensor, action_offsets: torch.Tensor,
-                wm_hidden: list[torch.Tensor]) -> torch.Tensor:
-        """actions: (B, H, A) normalised and noised at ``s``; state: (B, S) normalised; returns the velocity."""
+                wm_hidden: list[torch.Tensor], keypoints: torch.Tensor | None = None) -> torch.Tensor:
+        """actions: (B, H, A) normalised and noised at ``s``; state: (B, S) normalised; ``keypoints``
+        from ``self.keypoints`` when the config has them; returns the velocity."""
         b, h, _ = actions.shape
         d = self.config.expert_dim
-        x = torch.cat([self.state_in(state)[:, None], self.action_in(actions)], dim=1) + self.pos
-        offsets = torch.cat([action_offsets.new_zeros(b, 1), action_offsets], dim=1).float()
+        cond = [self.state_in(state)[:, None]]
+        if self.config.keypoints:
+            cond.append(self.keypoint_in(keypoints)[:, None])
+        x = torch.cat([*cond, self.action_in(actions)], dim=1) + self.pos
+        n = len(cond)
+        offsets = torch.cat([action_offsets.new_zeros(b, n), action_offsets], dim=1).float()
         x = x + self.offset_embed(_sinusoid(offsets / self.config.max_offset * 1000.0, d))
-        emb, mod = self.time(torch.cat([torch.zeros_like(s)[:, None], s[:, None].expand(b, h)], dim=1))
+        emb, mod = self.time(torch.cat([torch.zeros_like(s)[:, None].expand(b, n), s[:, None].expand(b, h)], dim=1))
         for block, ctx in zip(self.blocks, wm_hidden):
             x = block(x, ctx, mod)
-        return self.head(x, emb)[:, 1:]
+        return self.head(x, emb)[:, n:]
 
 
 class Act2GoalPolicy(nn.Module):
@@ -179,9 +217,19 @@ class Act2GoalPolicy(nn.Module):
         self._goal_cache: tuple[bytes, torch.Tensor] | None = None   # the goal stays put across chunks
 
     # ------------------------------------------------------------------ normalisation
-    def set_normalization(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray) -> None:
+    def set_normalization(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray,
+                          latents: np.ndarray | None = None) -> None:
         """Statistics of the states (N, S) and of the action chunks (N, H, A) in the model's
-        (state-relative) form; ``chunk_states`` (N, S) is the state each chunk starts from."""
+        (state-relative) form; ``chunk_states`` (N, S) is the state each chunk starts from;
+        ``latents`` (N, V, C, h, w), training frames' latents, when the config standardises them
+        (the std is floored at ``LATENT_STD_FLOOR`` so a pixel that never changes is not blown up)."""
+        wm = self.world_model
+        if self.config.latent_standardize:
+            if latents is None:
+                raise ValueError("This config standardises latents: pass training latents to set_normalization.")
+            z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
+            wm.latent_mean.copy_(z.mean(0))
+            wm.latent_std.copy_(torch.sqrt(z.var(0) + LATENT_STD_FLOOR ** 2))
         e = self.expert
         rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
         rel = rel.reshape(-1, rel.shape[-1])
@@ -213,7 +261,8 @@ class Act2GoalPolicy(nn.Module):
         """Batch (from ``data.windows``): obs/goal latents (B, V, C, h, w), future latents
         (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H)."""
         f = self.config.num_future_frames
-        x0 = batch["future_latents"][:, :, :f]
+        std = self.world_model.standardize
+        x0 = std(batch["future_latents"][:, :, :f])
         b = x0.shape[0]
         noise = torch.randn_like(x0)
         if self.stage == 1:
@@ -222,15 +271,16 @@ class Act2GoalPolicy(nn.Module):
             s = torch.where(torch.rand(b, device=x0.device) < 0.5, torch.ones_like(s), s)
         else:
             s = torch.ones(b, device=x0.device)
-        v_pred, hidden = self.world_model(batch["obs_latents"], batch["goal_latents"],
-                                          interpolate(x0, noise, s), s, batch["frame_offsets"][:, :f])
+        obs_lat, goal_lat = std(batch["obs_latents"]), std(batch["goal_latents"])
+        v_pred, hidden = self.world_model(obs_lat, goal_lat, interpolate(x0, noise, s), s, batch["frame_offsets"][:, :f])
         a0 = self._to_model(batch["actions"], batch["state"])
         a_noise = torch.randn_like(a0)
         sa = sample_t(b, device=a0.device)
         st = self._norm_state(batch["state"])
         if self.training and self.config.state_noise:
             st = st + self.config.state_noise * torch.randn_like(st)
-        u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden)
+        u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden,
+                        self.expert.keypoints(obs_lat, goal_lat))
         loss_a = F.mse_loss(u, velocity_target(a0, a_noise))
         loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
         if self.stage == 1 and f:
@@ -269,7 +319,8 @@ class Act2GoalPolicy(nn.Module):
         return self._goal_cache[1]
 
     def _inputs(self, obs: dict, goal: dict, K: int | None):
-        obs_lat, goal_lat = self._encode(obs["images"]), self._encode_goal(goal)
+        std = self.world_model.standardize
+        obs_lat, goal_lat = std(self._encode(obs["images"])), std(self._encode_goal(goal))
         state = torch.as_tensor(np.asarray(obs["state"]), dtype=torch.float32)
         state = state[None] if state.dim() == 1 else state
         b = obs_lat.shape[0]
@@ -290,8 +341,8 @@ class Act2GoalPolicy(nn.Module):
         b, v = obs_lat.shape[:2]
         future = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))
         _, hidden = self.world_model(obs_lat, goal_lat, future, torch.ones(b), f_off)
-        st = self._norm_state(state)
-        a = euler_integrate(lambda x, s: self.expert(x, st, s, a_off, hidden),
+        st, kp = self._norm_state(state), self.expert.keypoints(obs_lat, goal_lat)
+        a = euler_integrate(lambda x, s: self.expert(x, st, s, a_off, hidden, kp),
                             self._noise((b, a_off.shape[1], self.config.action_dim)), self.config.action_steps)
         a = self._from_model(a, state)
         p = self.config.msth.P
@@ -333,7 +384,7 @@ class Act2GoalPolicy(nn.Module):
         noise = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))
         lat = euler_integrate(lambda x, s: self.world_model(obs_lat, goal_lat, x, s, f_off)[0], noise,
                               steps or self.config.imagine_steps)
-        frames = self.vae.decode(lat[0])                                # (V, F, H, W, 3)
+        frames = self.vae.decode(self.world_model.standardize(lat, inverse=True)[0])     # (V, F, H, W, 3)
         return {"frames": {view: frames[i].numpy() for i, view in enumerate(self.config.views)},
                 "offsets": f_off[0].numpy(), "num_proximal": self.config.msth.num_proximal_frames}
 
