@@ -175,6 +175,11 @@ def cmd_diagnose(args) -> int:
     print(f"\n## proprio sensitivity at t={t}: predicted move after {e} actions (cm, x y z)")
     for k, v in diagnose.proprio_sensitivity(policy, ep, t).items():
         print(f"{k:>12}: " + " ".join(f"{x:+6.1f}" for x in v))
+    if args.scene_episodes:
+        eps = list(EpisodeStore(args.data, tasks=[args.task], modes=[args.mode]))[: args.scene_episodes]
+        r = diagnose.scene_reading(policy, eps)
+        print(f"\n## scene reading over {r['episodes']} episodes: x-y error after the first {r['steps']} actions")
+        print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
     if not args.no_rollout:
         out = diagnose.closed_loop(policy, ep, every=args.every)
         print(f"\n## closed loop on seed {args.seed}: {'success' if out['success'] else 'failure'} after {out['steps']} steps")
@@ -556,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--every", type=int, default=6, help="steps between rows (default 6)")
     dg.add_argument("--sensitivity-step", type=int, default=8, help="step of the proprio-sensitivity test (default 8)")
     dg.add_argument("--no-rollout", action="store_true", help="skip the closed-loop rollout")
+    dg.add_argument("--scene-episodes", type=int, default=20,
+                    help="episodes of the task for the scene-reading test: does the first chunk go where the objects "
+                         "are, or where the expert goes on average? (default 20; 0 skips it)")
     dg.set_defaults(func=cmd_diagnose)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",

@@ -7,7 +7,11 @@
   (a policy that reads the trajectory's phase off the exact pose is a copycat: small closed-loop
   deviations send it the wrong way);
 - **closed loop**: the policy's own rollout from the same seed and goal, its pose every ``every``
-  steps beside the expert's.
+  steps beside the expert's;
+- **scene reading** (over many episodes): where the policy's first chunk ends against where the
+  expert went, beside the error of always predicting the expert's mean move. A policy that does not
+  read the objects' positions off the images is no better than that mean, however well it fits one
+  episode (measured: the first shipped policies were not).
 
 Every prediction starts from the same sampler seed, so reruns print the same figures.
 """
@@ -74,3 +78,23 @@ def closed_loop(policy, episode, every: int = 8) -> dict:
         return {"success": bool(info["is_success"]), "steps": t + 1, "trace": trace}
     finally:
         env.close()
+
+
+def scene_reading(policy, episodes, t: int = 0) -> dict:
+    """Over ``episodes`` (stored expert episodes): the x-y distance (cm) between the end of the
+    policy's predicted chunk from step ``t`` and the expert's pose after as many actions, and the
+    distance of the expert's moves from their own mean (what a policy that ignores the scene gets)."""
+    p = policy.config.msth.P
+    errs, moves = [], []
+    for ep in episodes:
+        states, actions = ep.lowdim()
+        if t + p > len(actions):
+            continue
+        pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal())
+        errs.append(np.linalg.norm(pred[p - 1, :2] - actions[t + p - 1, :2]))
+        moves.append(actions[t + p - 1, :2] - states[t, :2])
+    if not errs:
+        raise ValueError(f"No episode is longer than {t + p} actions.")
+    moves = np.array(moves)
+    return {"episodes": len(errs), "steps": p, "policy_cm": float(np.mean(errs) * 100),
+            "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100)}

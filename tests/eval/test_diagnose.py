@@ -8,8 +8,8 @@ from a2g_core.eval.policy_eval import load_policy
 
 
 def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
-    generate(tmp_path / "ds", tasks=["place_shoe"], modes=["easy"], episodes=1, resolution=64)
-    ep = EpisodeStore(tmp_path / "ds")[0]
+    generate(tmp_path / "ds", tasks=["place_shoe"], modes=["easy"], episodes=2, resolution=64)
+    ep, other = EpisodeStore(tmp_path / "ds")
     policy = load_policy(tiny_policy_dir)
     rows = diagnose.open_loop(policy, ep, every=10)
     assert [r["t"] for r in rows] == list(range(0, ep.success_step, 10))
@@ -24,10 +24,18 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     np.testing.assert_allclose(out["trace"][0]["policy"], states[0], atol=1e-6)   # the expert's scene
     assert not out["success"] and out["trace"][-1]["t"] < out["steps"]
 
+    scene = diagnose.scene_reading(policy, [ep, other])
+    p = policy.config.msth.P
+    moves = [e.lowdim()[1][p - 1, :2] - e.lowdim()[0][0, :2] for e in (ep, other)]
+    # two episodes: each expert move is half their difference away from the mean move
+    assert np.isclose(scene["mean_move_cm"], 50 * np.linalg.norm(moves[0] - moves[1]), rtol=1e-4)
+    assert scene["episodes"] == 2 and scene["steps"] == p and scene["policy_cm"] > 0
+
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout"]) == 0
     text = capsys.readouterr().out
     assert "## open loop on place_shoe-easy-000000" in text and "proprio sensitivity at t=8" in text
+    assert "## scene reading over 2 episodes" in text and "mean move:" in text
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--seed", "7"]) == 2
     assert "has no successful episode place_shoe-easy-000007" in capsys.readouterr().err
