@@ -4,8 +4,10 @@ layer by layer, both built from diffusers' LTX video-transformer blocks, trained
 Token layout of the world model, per sample: for every view, the current observation's latent
 frame (clean, timestep 0) followed by the MSTH future frames (noised); each latent frame is
 patchified into ``tokens_per_frame`` tokens. Every block cross-attends to the goal image's tokens
-(all views). The action expert's tokens are a proprio-state token and P + M action tokens; its
-block i cross-attends to the world model's block-i hidden states.
+(all views). The action expert's tokens are a proprio-state token, (when configured) a token of
+spatial-softmax keypoints of the current and goal latents, and P + M action tokens; its block i
+cross-attends to the world model's block-i hidden states. Latents may be standardised per element
+(``latent_standardize``) before either network sees them.
 """
 from __future__ import annotations
 
