@@ -158,7 +158,8 @@ def cmd_diagnose(args) -> int:
     from a2g_core.eval import diagnose
     from a2g_core.eval.policy_eval import load_policy
     name = episode_name(args.task, args.mode, args.seed)
-    matches = [e for e in EpisodeStore(args.data, tasks=[args.task], modes=[args.mode]) if e.path.name == name]
+    episodes = list(EpisodeStore(args.data, tasks=[args.task], modes=[args.mode]))
+    matches = [e for e in episodes if e.path.name == name]
     if not matches:
         raise ValueError(f"{args.data} has no successful episode {name}; pick a seed the dataset holds.")
     ep, policy = matches[0], load_policy(args.policy)
@@ -176,8 +177,7 @@ def cmd_diagnose(args) -> int:
     for k, v in diagnose.proprio_sensitivity(policy, ep, t).items():
         print(f"{k:>12}: " + " ".join(f"{x:+6.1f}" for x in v))
     if args.scene_episodes:
-        eps = list(EpisodeStore(args.data, tasks=[args.task], modes=[args.mode]))[: args.scene_episodes]
-        r = diagnose.scene_reading(policy, eps)
+        r = diagnose.scene_reading(policy, episodes[: args.scene_episodes])
         print(f"\n## scene reading over {r['episodes']} episodes: x-y error after the first {r['steps']} actions")
         print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
     if not args.no_rollout:

@@ -126,7 +126,7 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"An action must have shape ({ACTION_DIM},) = [x, y, z, yaw, grip]; got shape {a.shape}.")
         if not np.all(np.isfinite(a)):
             raise ValueError("The action contains NaN or infinite values; every entry must be a finite number.")
-        a = np.clip(a, self.action_space.low, self.action_space.high)
+        a = self.clip(a)
         self._apply_ctrl(a)
         mujoco.mj_step(self.model, self.data, nstep=S.SUBSTEPS)
         self.task.on_step(self)
@@ -134,6 +134,10 @@ class TabletopEnv(gym.Env):
         info = self._info(a)
         truncated = self.steps >= self.max_steps
         return self._obs(), float(info["is_success"]), False, truncated, info
+
+    def clip(self, action) -> np.ndarray:
+        """``action`` clipped to the task's workspace: what ``step`` executes."""
+        return np.clip(np.asarray(action, dtype=np.float64), self.action_space.low, self.action_space.high)
 
     def render(self):
         return self._render("head") if self.render_mode == "rgb_array" else None

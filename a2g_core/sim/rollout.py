@@ -63,8 +63,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
             offset = NOISE_CORRELATION * offset + noise * np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
             executed[:3] += offset
         obs, _, _, truncated, info = env.step(executed)
-        actions.append(np.clip(a, env.action_space.low, env.action_space.high).astype(np.float32)
-                       if noise > 0 else info["action"])
+        actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])
         for v in VIEWS:
             frames[v].append(obs["images"][v])
