@@ -369,7 +369,8 @@ def cmd_cache_latents(args) -> int:
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.models.io import load_network
     from a2g_core.models.vae import VideoVAE
-    vae = load_network(VideoVAE, args.vae)
+    from a2g_core.train.loop import device
+    vae = load_network(VideoVAE, args.vae).to(device())
     bar, progress = _bar("episodes", "ep")
     root = build_latent_cache(EpisodeStore(args.data, per_task=args.per_task), vae, args.vae,
                               progress=lambda i, n: progress(i, n, {}))

@@ -29,10 +29,11 @@ def cache_dir(dataset: str | Path, vae_dir: str | Path) -> Path:
 
 @torch.no_grad()
 def encode_frames(vae, frames: np.ndarray, *, batch: int = 64) -> np.ndarray:
-    """(T, H, W, 3) uint8 → (T, C, h, w) float32 latents, ``batch`` frames at a time."""
-    out = [vae.encode(torch.from_numpy(np.array(frames[j:j + batch])))
+    """(T, H, W, 3) uint8 → (T, C, h, w) float32 latents, ``batch`` frames at a time, on the VAE's device."""
+    dev = next(vae.parameters()).device
+    out = [vae.encode(torch.from_numpy(np.array(frames[j:j + batch])).to(dev))
            for j in range(0, len(frames), batch)]
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 @torch.no_grad()

@@ -1,7 +1,8 @@
 """The training loop. It only ever calls ``model(batch) -> (loss, logs)``.
 
 Runs as one process or under ``torchrun`` / ``accelerate launch`` (DDP: gloo on CPU, NCCL on GPU;
-each rank samples its own batches, gradients are averaged). Rank 0 writes ``log.jsonl`` and
+each rank samples its own batches, gradients are averaged). On a machine with CUDA the model and
+every batch go to the GPU (``device()``); nothing else changes. Rank 0 writes ``log.jsonl`` and
 checkpoints ``checkpoints/step_XXXXXXX/`` (network files from ``save_fn``, optimizer and RNG
 state, ``trainer_state.json``); a checkpoint folder appears only when complete, and a restarted run
 resumes from the newest one.
@@ -55,6 +56,13 @@ def maybe_init_distributed() -> tuple[int, int]:
     return dist_info()
 
 
+def device() -> torch.device:
+    """This process's GPU (``LOCAL_RANK`` under torchrun) where CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def latest_checkpoint(out: Path) -> Path | None:
     ckpts = sorted((out / "checkpoints").glob("step_*[0-9]"))
     return ckpts[-1] if ckpts else None
@@ -71,6 +79,11 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     out = Path(out)
     rank, world = maybe_init_distributed()
     torch.manual_seed(cfg.seed)
+    dev = device()
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    model.to(dev)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ValueError("There is nothing to train: every parameter is frozen.")
@@ -81,18 +94,19 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     step = 0
     resume = latest_checkpoint(out)
     if resume is not None:
-        state = torch.load(resume / "trainer.pt", weights_only=True)
+        state = torch.load(resume / "trainer.pt", weights_only=True, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         saved = json.loads((resume / "trainer_state.json").read_text())
         step = saved["step"]
         if rank == 0:                      # rank 0's data stream continues exactly; others re-derive
             rng.bit_generator.state = saved["data_rng"]
         else:
             rng = np.random.default_rng([cfg.seed, rank, step])
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+           if world > 1 else model)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -100,7 +114,7 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     logs: dict = {}
     t_last, n_last = time.perf_counter(), step
     while step < cfg.steps:
-        batch = sample(rng, cfg.batch_size)
+        batch = {k: v.to(dev, non_blocking=True) for k, v in sample(rng, cfg.batch_size).items()}
         loss, parts = ddp(batch)
         if not torch.isfinite(loss):
             raise RuntimeError(f"The loss became {loss.item()} at step {step}; lower the learning rate.")

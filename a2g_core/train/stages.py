@@ -17,7 +17,7 @@ from a2g_core.models.act2goal import PRESETS, Act2GoalConfig, Act2GoalPolicy
 from a2g_core.models.act2goal.configuration_act2goal import GENIE01
 from a2g_core.models.io import load_network, save_network
 from a2g_core.models.vae import VAEConfig, VideoVAE
-from a2g_core.train.loop import TrainConfig, train
+from a2g_core.train.loop import TrainConfig, device, train
 
 # the method and the baselines of the paper, one harness: same encoder, expert, data and loop
 VARIANTS = {"act2goal": {}, "no_msth": {"use_msth": False},
@@ -104,6 +104,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     if store.spec["resolution"] != policy.config.resolution:
         raise ValueError(f"The dataset's frames are {store.spec['resolution']} px but the policy takes "
                          f"{policy.config.resolution} px.")
+    policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views)
     if init is None:

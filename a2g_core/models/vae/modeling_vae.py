@@ -61,7 +61,7 @@ class VideoVAE(torch.nn.Module):
     def calibrate(self, images: torch.Tensor) -> None:
         """Set the latent statistics from a sample of training frames (uint8 (N, H, W, 3))."""
         self._check(images)
-        z = self.ae.encode(to_unit(images)).latent_dist.mean
+        z = self.ae.encode(to_unit(images.to(self.latent_mean.device))).latent_dist.mean
         self.latent_mean.copy_(z.mean(dim=(0, 2, 3)))
         self.latent_std.copy_(z.std(dim=(0, 2, 3)).clamp_min(1e-4))
 
