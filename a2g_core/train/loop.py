@@ -99,6 +99,8 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"].cpu())
+        if dev.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), dev)
         saved = json.loads((resume / "trainer_state.json").read_text())
         step = saved["step"]
         if rank == 0:                      # rank 0's data stream continues exactly; others re-derive
@@ -150,8 +152,11 @@ def _checkpoint(model, opt, sched, step: int, out: Path, save_fn, keep: int, rng
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_fn(tmp)
+    rngs = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():                    # the noise of a GPU run comes from the CUDA generator
+        rngs["cuda_rng"] = torch.cuda.get_rng_state()
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state()}, tmp / "trainer.pt")
+                **rngs}, tmp / "trainer.pt")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "data_rng": rng.bit_generator.state}))
     if final.exists():
         shutil.rmtree(final)
