@@ -229,7 +229,8 @@ def cmd_improve(args) -> int:
     from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round
     if args.rounds < 1:
         raise ValueError("--rounds must be at least 1.")
-    cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, buffer_threshold=args.buffer,
+    cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, relabel=args.relabel,
+                        buffer_threshold=args.buffer,
                         max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
                         rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
                         workers=args.workers)
@@ -581,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--run", type=Path, required=True, help="run folder: rollouts/, adapters/, train/")
     im.add_argument("--rounds", type=int, default=1, help="rounds to run now (default 1)")
     im.add_argument("--source", default="all", help="rollouts that feed the buffer: all (default), success, failure")
+    im.add_argument("--relabel", default="chunk",
+                    help="the goal each executed chunk is relabelled with: chunk (default, the paper: the observation "
+                         "the chunk reached) or future (any observation the rollout reached from there on, HER's "
+                         "'future' strategy)")
     im.add_argument("--buffer", type=int, default=20, help="transitions before a round optimises (default 20)")
     im.add_argument("--max-rollouts", type=int, default=10, help="rollouts per round at most (default 10)")
     im.add_argument("--no-collect", action="store_true",

@@ -1,7 +1,14 @@
 """Hindsight replay (paper §4.5, HER): every executed chunk is a transition (o, c_p, a, o'), and
 relabelling makes the observation actually reached the goal, g' = o'. The MSTH targets of the
 sample come from what was reached too (frames and actions between o and o'; past o' the last one
-repeats), so a failed rollout teaches as much as a successful one: "this is how you get there"."""
+repeats), so a failed rollout teaches as much as a successful one: "this is how you get there".
+
+Which reached observation is the goal (``goal``):
+- ``chunk``: the one the chunk ended on, the paper's g' = o' (E steps ahead: a near goal, and the
+  targets past it repeat "stay");
+- ``future``: any observation the rollout reached from there to its end, uniformly (HER's
+  "future" strategy; the chunk's own end is one of them). Goals then lie as far ahead as the task
+  goals the policy is evaluated on, and the targets are the whole way there."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +27,14 @@ class _Rollout:
     actions: np.ndarray              # (T, A)
 
 
+GOALS = ("chunk", "future")
+
+
 class HindsightReplay:
-    def __init__(self, cfg: msth.MSTHConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: msth.MSTHConfig, goal: str = "chunk"):
+        if goal not in GOALS:
+            raise ValueError(f"Unknown relabelling {goal!r}; choose {' or '.join(GOALS)}.")
+        self.cfg, self.goal = cfg, goal
         self.rollouts: list[_Rollout] = []
         self.transitions: list[tuple[int, int, int]] = []       # (rollout, t0, t1)
 
@@ -41,14 +53,24 @@ class HindsightReplay:
     def __len__(self) -> int:
         return len(self.transitions)
 
-    def relabel_with_achieved_goal(self, i: int) -> dict[str, np.ndarray]:
-        """Transition ``i`` as a training sample whose goal is the observation it reached."""
+    def goal_step(self, i: int, rng: np.random.Generator) -> int:
+        """The step whose observation becomes transition ``i``'s goal (see ``goal`` above)."""
+        r, _, t1 = self.transitions[i]
+        return t1 if self.goal == "chunk" else int(rng.integers(t1, len(self.rollouts[r].actions) + 1))
+
+    def relabel_with_achieved_goal(self, i: int, goal_step: int | None = None) -> dict[str, np.ndarray]:
+        """Transition ``i`` as a training sample whose goal is the observation reached at
+        ``goal_step`` (default: where its chunk ended)."""
         r, t0, t1 = self.transitions[i]
         ro = self.rollouts[r]
-        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, t1)
+        end = t1 if goal_step is None else goal_step
+        if not t1 <= end <= len(ro.actions):
+            raise ValueError(f"Goal step {end} is not reached after chunk ({t0}, {t1}) of a {len(ro.actions)}-step rollout.")
+        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, end)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         if not self.transitions:
             raise ValueError("The replay buffer is empty: record some rollouts first.")
-        items = [self.relabel_with_achieved_goal(int(i)) for i in rng.integers(0, len(self), batch_size)]
+        picks = [int(i) for i in rng.integers(0, len(self), batch_size)]
+        items = [self.relabel_with_achieved_goal(i, self.goal_step(i, rng)) for i in picks]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy.engine import Engine
@@ -135,8 +136,10 @@ def outcome(r: Rollout) -> bool | None:
     return r.sim_success
 
 
-def buffer(engine: Engine, *, source: str = "all", task: str | None = None) -> list[tuple[Transition, Rollout]]:
-    """The HER buffer: unconsumed transitions of finished rollouts, filtered by their outcome."""
+def buffer(engine: Engine, *, source: str = "all", task: str | None = None,
+           stored_in: str | Path | None = None) -> list[tuple[Transition, Rollout]]:
+    """The HER buffer: unconsumed transitions of finished rollouts, filtered by their outcome and,
+    with ``stored_in``, to rollouts whose episode lies in that folder (one improvement run's own)."""
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
     q = (select(Transition, Rollout).join(Rollout, Transition.rollout_id == Rollout.id)
@@ -145,6 +148,9 @@ def buffer(engine: Engine, *, source: str = "all", task: str | None = None) -> l
         q = q.where(Rollout.task == task)
     with session(engine) as s:
         rows = list(s.exec(q))
+    if stored_in is not None:
+        folder = Path(stored_in).resolve()
+        rows = [(t, r) for t, r in rows if Path(r.episode_dir).resolve().parent == folder]
     if source == "all":
         return rows
     want = source == "success"

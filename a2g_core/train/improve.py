@@ -29,6 +29,7 @@ class ImproveConfig:
     task: str
     mode: str = "hard"
     source: str = "all"              # all | success | failure: which rollouts feed the buffer
+    relabel: str = "chunk"           # chunk (g' = o', the paper) | future (a later reached observation)
     buffer_threshold: int = 20       # transitions (executed chunks) before a round optimises
     max_rollouts: int = 10           # per round; stops collecting even if the buffer is short
     collect: bool = True             # False: train on what is already recorded (robot rollouts)
@@ -50,6 +51,9 @@ class ImproveConfig:
             raise ValueError(f"Unknown mode {self.mode!r}; choose easy or hard.")
         if self.source not in SOURCES:
             raise ValueError(f"Unknown source {self.source!r}; choose all, success or failure.")
+        from a2g_core.data.replay import GOALS
+        if self.relabel not in GOALS:
+            raise ValueError(f"Unknown relabelling {self.relabel!r}; choose {' or '.join(GOALS)}.")
         if min(self.buffer_threshold, self.epochs, self.rank, self.batch_size, self.workers) < 1:
             raise ValueError("buffer threshold, epochs, rank, batch size and workers must be at least 1.")
         if self.max_rollouts < 0 or self.eval_episodes < 0:
@@ -116,11 +120,13 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         # 1. rollouts with the current policy (base + the previous round's adapter)
         t = time.perf_counter()
         policy = load_policy(base, parent)
+        # a run that collects learns from its own rollouts only (sibling runs may share the database)
+        scope = {"source": cfg.source, "task": cfg.task, "stored_in": run / "rollouts" if cfg.collect else None}
         if cfg.collect:
             env = make_env(cfg.task, cfg.mode, policy.config.resolution)
             first = ROLLOUT_SEED_START + (number - 1) * max(cfg.max_rollouts, 1)
             for i in range(cfg.max_rollouts):
-                if len(crud.buffer(engine, source=cfg.source, task=cfg.task)) >= cfg.buffer_threshold:
+                if len(crud.buffer(engine, **scope)) >= cfg.buffer_threshold:
                     break
                 seed = first + i
                 goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution)
@@ -132,10 +138,10 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
 
         # 2. relabel: each buffered chunk's goal becomes the observation it reached
         t = time.perf_counter()
-        rows = crud.buffer(engine, source=cfg.source, task=cfg.task)
+        rows = crud.buffer(engine, **scope)
         if not rows:
             raise ValueError(f"The {cfg.source} buffer for {cfg.task} is empty: no rollouts to learn from.")
-        replay = HindsightReplay(policy.config.msth)
+        replay = HindsightReplay(policy.config.msth, goal=cfg.relabel)
         by_rollout: dict[int, list] = {}
         for tr, ro in rows:
             by_rollout.setdefault(ro.id, [ro, []])[1].append((tr.t0, tr.t1))

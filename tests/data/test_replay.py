@@ -40,3 +40,21 @@ def test_sample_batches_and_bad_chunks():
     replay.add_rollout(lat, states, actions, chunks=[(0, 3), (3, 6)])
     b = replay.sample(np.random.default_rng(0), 5)
     assert b["obs_latents"].shape == (5, 2, 2, 4, 4) and b["actions"].shape == (5, CFG.num_actions, 5)
+
+
+def test_future_goals_are_later_reached_observations():
+    replay = HindsightReplay(CFG, goal="future")
+    replay.add_rollout(*_rollout(), chunks=[(0, 3), (3, 6)])
+    rng = np.random.default_rng(0)
+    goals = {i: {replay.goal_step(i, rng) for _ in range(200)} for i in (0, 1)}
+    assert goals == {0: set(range(3, 11)), 1: set(range(6, 11))}     # from the chunk's end to the rollout's
+    w = replay.relabel_with_achieved_goal(0, goal_step=10)
+    assert (w["goal_latents"] == 10).all() and (w["obs_latents"] == 0).all()
+    # the targets are the way actually taken to that goal: beyond the chunk, up to the goal
+    assert w["future_latents"].max() == 10 and w["actions"].max() == 10 and w["actions"][0, 0] == 1
+    b = replay.sample(np.random.default_rng(1), 64)
+    assert set(np.unique(b["goal_latents"][:, 0, 0, 0, 0].numpy())) > {3.0, 6.0}
+    with pytest.raises(ValueError, match="not reached"):
+        replay.relabel_with_achieved_goal(1, goal_step=4)
+    with pytest.raises(ValueError, match="Unknown relabelling"):
+        HindsightReplay(CFG, goal="final")

@@ -68,6 +68,14 @@ def test_buffer_sources_and_labels(engine):
         crud.finish_rollout(engine, rollout_id=ok.id, steps=10, chunks=[(8, 16)])
 
 
+def test_buffer_of_one_folder(engine, tmp_path):
+    mine, theirs = _rollout(engine, True), _rollout(engine, False)
+    crud.update_rollout(engine, rollout_id=mine.id, episode_dir=str(tmp_path / "run_a" / "rollouts" / "rollout-1"))
+    crud.update_rollout(engine, rollout_id=theirs.id, episode_dir=str(tmp_path / "run_b" / "rollouts" / "rollout-2"))
+    assert {r.id for _, r in crud.buffer(engine, stored_in=tmp_path / "run_a" / "rollouts")} == {mine.id}
+    assert {r.id for _, r in crud.buffer(engine)} == {mine.id, theirs.id}
+
+
 def test_unfinished_rollouts_stay_out_of_the_buffer(engine):
     crud.add_rollout(engine, target="robot", episode_dir="ep", policy="ckpt")
     assert crud.buffer(engine) == []
