@@ -137,9 +137,10 @@ def outcome(r: Rollout) -> bool | None:
 
 
 def buffer(engine: Engine, *, source: str = "all", task: str | None = None,
-           stored_in: str | Path | None = None) -> list[tuple[Transition, Rollout]]:
-    """The HER buffer: unconsumed transitions of finished rollouts, filtered by their outcome and,
-    with ``stored_in``, to rollouts whose episode lies in that folder (one improvement run's own)."""
+           run_rollouts: str | Path | None = None) -> list[tuple[Transition, Rollout]]:
+    """The HER buffer: unconsumed transitions of finished rollouts, filtered by their outcome. With
+    ``run_rollouts`` (an improvement run's rollout folder), rollouts that other improvement runs
+    collected are left out; those recorded outside any run (the operator's, a robot's) stay in."""
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
     q = (select(Transition, Rollout).join(Rollout, Transition.rollout_id == Rollout.id)
@@ -148,9 +149,9 @@ def buffer(engine: Engine, *, source: str = "all", task: str | None = None,
         q = q.where(Rollout.task == task)
     with session(engine) as s:
         rows = list(s.exec(q))
-    if stored_in is not None:
-        folder = Path(stored_in).resolve()
-        rows = [(t, r) for t, r in rows if Path(r.episode_dir).resolve().parent == folder]
+    if run_rollouts is not None:
+        folder = Path(run_rollouts).resolve()
+        rows = [(t, r) for t, r in rows if r.round_id is None or Path(r.episode_dir).resolve().parent == folder]
     if source == "all":
         return rows
     want = source == "success"

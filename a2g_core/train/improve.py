@@ -120,8 +120,8 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         # 1. rollouts with the current policy (base + the previous round's adapter)
         t = time.perf_counter()
         policy = load_policy(base, parent)
-        # a run that collects learns from its own rollouts only (sibling runs may share the database)
-        scope = {"source": cfg.source, "task": cfg.task, "stored_in": run / "rollouts" if cfg.collect else None}
+        # the run's own rollouts and those recorded outside any run, never another run's
+        scope = {"source": cfg.source, "task": cfg.task, "run_rollouts": run / "rollouts"}
         if cfg.collect:
             env = make_env(cfg.task, cfg.mode, policy.config.resolution)
             first = ROLLOUT_SEED_START + (number - 1) * max(cfg.max_rollouts, 1)

@@ -68,12 +68,15 @@ def test_buffer_sources_and_labels(engine):
         crud.finish_rollout(engine, rollout_id=ok.id, steps=10, chunks=[(8, 16)])
 
 
-def test_buffer_of_one_folder(engine, tmp_path):
-    mine, theirs = _rollout(engine, True), _rollout(engine, False)
-    crud.update_rollout(engine, rollout_id=mine.id, episode_dir=str(tmp_path / "run_a" / "rollouts" / "rollout-1"))
-    crud.update_rollout(engine, rollout_id=theirs.id, episode_dir=str(tmp_path / "run_b" / "rollouts" / "rollout-2"))
-    assert {r.id for _, r in crud.buffer(engine, stored_in=tmp_path / "run_a" / "rollouts")} == {mine.id}
-    assert {r.id for _, r in crud.buffer(engine)} == {mine.id, theirs.id}
+def test_buffer_of_one_improvement_run(engine, tmp_path):
+    operators, mine, theirs = _rollout(engine, True), _rollout(engine, True), _rollout(engine, False)
+    for r, run in ((mine, "run_a"), (theirs, "run_b")):
+        rnd = crud.create_round(engine, number=1, config={}, base="ckpt", parent_adapter=None)
+        crud.update_rollout(engine, rollout_id=r.id, round_id=rnd.id,
+                            episode_dir=str(tmp_path / run / "rollouts" / f"rollout-{r.id}"))
+    own = crud.buffer(engine, run_rollouts=tmp_path / "run_a" / "rollouts")
+    assert {r.id for _, r in own} == {operators.id, mine.id}            # never run_b's
+    assert {r.id for _, r in crud.buffer(engine)} == {operators.id, mine.id, theirs.id}
 
 
 def test_unfinished_rollouts_stay_out_of_the_buffer(engine):
