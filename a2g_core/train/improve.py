@@ -136,7 +136,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                 say(f"rollout {i + 1}: {'success' if out['success'] else 'failure'} in {out['steps']} steps")
         timings["rollout"] = time.perf_counter() - t
 
-        # 2. relabel: each buffered chunk's goal becomes the observation it reached
+        # 2. relabel: each buffered chunk's goal becomes an observation it reached (cfg.relabel: its own end, or later)
         t = time.perf_counter()
         rows = crud.buffer(engine, **scope)
         if not rows:
