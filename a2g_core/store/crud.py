@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import or_, select
 
 from a2g_core.store.db import session
 from a2g_core.store.tables import (GOAL_SOURCES, LABELS, ROUND_STATUS, SOURCES, TARGETS, Checkpoint, Evaluation,
@@ -137,21 +136,20 @@ def outcome(r: Rollout) -> bool | None:
 
 
 def buffer(engine: Engine, *, source: str = "all", task: str | None = None,
-           run_rollouts: str | Path | None = None) -> list[tuple[Transition, Rollout]]:
+           rounds: Iterable[int] | None = None) -> list[tuple[Transition, Rollout]]:
     """The HER buffer: unconsumed transitions of finished rollouts, filtered by their outcome. With
-    ``run_rollouts`` (an improvement run's rollout folder), rollouts that other improvement runs
-    collected are left out; those recorded outside any run (the operator's, a robot's) stay in."""
+    ``rounds`` (the ids of one improvement run's rounds), rollouts that other rounds collected are
+    left out; those recorded outside any round (the operator's, a robot's) stay in."""
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}; use one of {', '.join(SOURCES)}.")
     q = (select(Transition, Rollout).join(Rollout, Transition.rollout_id == Rollout.id)
          .where(Transition.consumed_by.is_(None), Rollout.status == "done").order_by(Transition.id))
     if task:
         q = q.where(Rollout.task == task)
+    if rounds is not None:
+        q = q.where(or_(Rollout.round_id.is_(None), Rollout.round_id.in_(list(rounds))))
     with session(engine) as s:
         rows = list(s.exec(q))
-    if run_rollouts is not None:
-        folder = Path(run_rollouts).resolve()
-        rows = [(t, r) for t, r in rows if r.round_id is None or Path(r.episode_dir).resolve().parent == folder]
     if source == "all":
         return rows
     want = source == "success"

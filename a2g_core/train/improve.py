@@ -60,9 +60,9 @@ class ImproveConfig:
             raise ValueError("max rollouts and evaluation episodes cannot be negative.")
 
 
-def run_rounds(engine, run: Path) -> list[ImprovementRound]:
-    """The finished rounds of the run in folder ``run``, oldest first."""
-    return [r for r in crud.list_rounds(engine, status="done") if r.config.get("run") == str(run)]
+def run_rounds(engine, run: Path, status: str | None = "done") -> list[ImprovementRound]:
+    """The rounds of the run in folder ``run`` (finished ones by default), oldest first."""
+    return [r for r in crud.list_rounds(engine, status=status) if r.config.get("run") == str(run)]
 
 
 def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) -> dict:
@@ -121,7 +121,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         t = time.perf_counter()
         policy = load_policy(base, parent)
         # the run's own rollouts and those recorded outside any run, never another run's
-        scope = {"source": cfg.source, "task": cfg.task, "run_rollouts": run / "rollouts"}
+        scope = {"source": cfg.source, "task": cfg.task, "rounds": [r.id for r in run_rounds(engine, run, None)]}
         if cfg.collect:
             env = make_env(cfg.task, cfg.mode, policy.config.resolution)
             first = ROLLOUT_SEED_START + (number - 1) * max(cfg.max_rollouts, 1)

@@ -94,13 +94,13 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     step = 0
     resume = latest_checkpoint(out)
     if resume is not None:
-        state = torch.load(resume / "trainer.pt", weights_only=True, map_location=dev)
+        state = torch.load(resume / "trainer.pt", weights_only=True, map_location="cpu")   # loaders copy to dev
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"])
         if dev.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), dev)
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
         saved = json.loads((resume / "trainer_state.json").read_text())
         step = saved["step"]
         if rank == 0:                      # rank 0's data stream continues exactly; others re-derive

@@ -68,13 +68,13 @@ def test_buffer_sources_and_labels(engine):
         crud.finish_rollout(engine, rollout_id=ok.id, steps=10, chunks=[(8, 16)])
 
 
-def test_buffer_of_one_improvement_run(engine, tmp_path):
+def test_buffer_of_one_improvement_run(engine):
     operators, mine, theirs = _rollout(engine, True), _rollout(engine, True), _rollout(engine, False)
+    rounds = {}
     for r, run in ((mine, "run_a"), (theirs, "run_b")):
-        rnd = crud.create_round(engine, number=1, config={}, base="ckpt", parent_adapter=None)
-        crud.update_rollout(engine, rollout_id=r.id, round_id=rnd.id,
-                            episode_dir=str(tmp_path / run / "rollouts" / f"rollout-{r.id}"))
-    own = crud.buffer(engine, run_rollouts=tmp_path / "run_a" / "rollouts")
+        rounds[run] = crud.create_round(engine, number=1, config={"run": run}, base="ckpt", parent_adapter=None).id
+        crud.update_rollout(engine, rollout_id=r.id, round_id=rounds[run])
+    own = crud.buffer(engine, rounds=[rounds["run_a"]])
     assert {r.id for _, r in own} == {operators.id, mine.id}            # never run_b's
     assert {r.id for _, r in crud.buffer(engine)} == {operators.id, mine.id, theirs.id}
 
