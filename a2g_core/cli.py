@@ -80,7 +80,8 @@ def cmd_goal(args) -> int:
     from PIL import Image
 
     from a2g_core.sim.rollout import expert_goal
-    goal, ok = expert_goal(args.task, args.mode, args.seed, args.resolution, (args.word,) if args.word else None)
+    goal, ok = expert_goal(args.task, args.mode, args.seed, args.resolution, (args.word,) if args.word else None,
+                           frame=args.frame)
     if not ok:
         print(f"The expert failed on {args.task}/{args.mode} seed {args.seed}; no goal written. Try another seed.",
               file=sys.stderr)
@@ -137,8 +138,9 @@ def cmd_train(args) -> int:
         if args.state_noise < 0:
             raise ValueError(f"--state-noise must be at least 0, got {args.state_noise}.")
         preset = args.preset        # an unknown name is refused by train_policy
-        if args.state_noise and preset in PRESETS:
-            preset = PRESETS[preset].with_(state_noise=args.state_noise)
+        changes = {k: v for k, v in (("state_noise", args.state_noise), ("goal_frame", args.goal_frame)) if v}
+        if changes and preset in PRESETS:
+            preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
@@ -266,7 +268,7 @@ def _api_key(args) -> str | None:
     return os.environ.get("A2G_API_KEY") or None
 
 
-def _goal_arg(value: str, resolution: int) -> dict:
+def _goal_arg(value: str, resolution: int, frame: str = "final") -> dict:
     """``task:mode:seed`` (the expert's final frame) or ``view=path,view=path`` (image files)."""
     import numpy as np
     from PIL import Image
@@ -282,7 +284,7 @@ def _goal_arg(value: str, resolution: int) -> dict:
     if len(parts) != 3 or not parts[2].isdigit():
         raise ValueError("--goal takes task:mode:seed (the expert's final frame) or view=path,view=path.")
     from a2g_core.sim.rollout import expert_goal
-    return expert_goal(parts[0], parts[1], int(parts[2]), resolution)[0]
+    return expert_goal(parts[0], parts[1], int(parts[2]), resolution, frame=frame)[0]
 
 
 def cmd_serve(args) -> int:
@@ -294,7 +296,7 @@ def cmd_serve(args) -> int:
         print("compiling the control path (a minute or two, once)...", flush=True)
         policy.compile_for_control()
     engine = open_db(args.db)
-    goal = _goal_arg(args.goal, policy.config.resolution) if args.goal else None
+    goal = _goal_arg(args.goal, policy.config.resolution, policy.config.goal_frame) if args.goal else None
     server = PolicyServer(policy, policy_id=str(args.policy), adapter_id=str(args.adapter) if args.adapter else None,
                           goal=goal, engine=engine, record_root=args.record_dir, host=args.host, port=args.port,
                           api_key=_api_key(args), armed=args.arm, watchdog_s=args.watchdog, imagine=args.imagine)
@@ -490,13 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sim_strip)
 
     o = sub.add_parser("goal", help="goal images for a task, mode and seed (the expert's final frame)",
-                       description="Run the scripted expert on one seed and save its final frame per view as "
-                                   "goal_<view>.png, as the paper makes goal images.")
+                       description="Run the scripted expert on one seed and save its final frame (or, with --frame "
+                                   "success, its first frame with the task done) per view as goal_<view>.png, as "
+                                   "the paper makes goal images.")
     o.add_argument("--task", required=True)
     o.add_argument("--mode", default="easy")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--word", default=None, help="writing only: the word to write")
     o.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS)
+    o.add_argument("--frame", choices=["final", "success"], default="final",
+                   help="the expert's last frame (default) or its first with the task done; use the policy's "
+                        "goal frame (its config's goal_frame)")
     o.add_argument("--out", default="sessions/goals", help="folder for the PNGs (default sessions/goals)")
     o.set_defaults(func=cmd_goal)
 
@@ -520,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--state-noise", type=float, default=0.0,
                    help="stage 1: std of noise on the normalised proprio input while training, so the expert "
                         "reads the images rather than the exact pose (default 0)")
+    t.add_argument("--goal-frame", choices=["final", "success"],
+                   help="stage 1: which frame of an expert episode is its goal image, in training and in every goal "
+                        "made for the policy: final (the last: task done, arm home) or success (the first with "
+                        "the task done, as rollouts end); default: the preset's")
     t.add_argument("--vae-blocks", default="16,32,64",
                    help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64: 4×)")
     t.add_argument("--vae-object-weight", type=float, default=10.0,

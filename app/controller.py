@@ -244,20 +244,23 @@ class LabController:
         return self.goal_pick(sid, gid)
 
     def goal_expert(self, sid: str, task: str, mode: str, seed) -> dict:
-        """The scripted expert's final frame for this task/seed (the paper's goal images)."""
+        """The scripted expert's goal frame for this task/seed (the paper's goal images): its final frame,
+        or its first with the task done where the policy was trained on those (its ``goal_frame``)."""
         if task not in TASKS or mode not in MODES:
             raise LabError("Pick a task and a mode from the lists.")
         try:
             seed = int(seed)
         except (TypeError, ValueError):
             raise LabError(f"The seed must be a whole number, not {seed!r}.") from None
+        frame = self.policy.config.goal_frame
+        name = f"expert {task} {seed}" + (" (task done)" if frame == "success" else "")
         for g in crud.list_goals(self.engine, task=task, source="expert"):
-            if g.mode == mode and g.seed == seed and all(Path(p).exists() for p in g.images.values()):
+            if (g.mode, g.seed, g.name) == (mode, seed, name) and all(Path(p).exists() for p in g.images.values()):
                 return self.goal_pick(sid, g.id)
-        goal, ok = expert_goal(task, mode, seed, self.resolution)
+        goal, ok = expert_goal(task, mode, seed, self.resolution, frame=frame)
         if not ok:
             raise LabError(f"The scripted expert failed on {task}/{mode} seed {seed}; try another seed.")
-        gid = self._save_goal(goal, source="expert", task=task, mode=mode, seed=seed, name=f"expert {task} {seed}")
+        gid = self._save_goal(goal, source="expert", task=task, mode=mode, seed=seed, name=name)
         return self.goal_pick(sid, gid)
 
     def goal_upload(self, sid: str, head_file: str | None, wrist_file: str | None = None, name: str = "") -> dict:

@@ -97,6 +97,26 @@ def write_episode(root: Path, ep, name: str | None = None) -> Path:
     return final
 
 
+# Which frame of an expert episode is its goal image, for a policy's training windows and for every goal
+# made for it (the policy's config names one): "final", the last frame (paper §5.2; our experts then
+# have the task done *and* the arm back home), or "success", the first frame in which the task's check
+# holds (the task done, the arm still at the object: what a rollout, which stops at success, ends on,
+# so the goals hindsight relabelling makes look like the goals the policy is given).
+GOAL_FRAMES = ("final", "success")
+
+
+def check_goal_frame(frame: str) -> str:
+    if frame not in GOAL_FRAMES:
+        raise ValueError(f"Unknown goal frame {frame!r}; choose {' or '.join(GOAL_FRAMES)}.")
+    return frame
+
+
+def goal_step(frame: str, length: int, success_step: int | None) -> int:
+    """The step of an episode of ``length`` actions whose frame is its goal by the rule ``frame``."""
+    check_goal_frame(frame)
+    return success_step if frame == "success" and success_step is not None else length
+
+
 @dataclass
 class StoredEpisode:
     """An episode on disk. Frames are memory-mapped: indexing reads only what it touches."""
@@ -131,8 +151,12 @@ class StoredEpisode:
         with np.load(self.path / "lowdim.npz") as z:
             return z["state"], z["action"]
 
-    def goal(self) -> dict[str, np.ndarray]:
-        return {v: np.asarray(Image.open(self.path / f"goal_{v}.png").convert("RGB")) for v in self.meta["views"]}
+    def goal(self, frame: str = "final") -> dict[str, np.ndarray]:
+        """The goal images by the rule ``frame`` (see ``GOAL_FRAMES``)."""
+        step = goal_step(frame, self.length, self.success_step)
+        if step == self.length:
+            return {v: np.asarray(Image.open(self.path / f"goal_{v}.png").convert("RGB")) for v in self.meta["views"]}
+        return {v: np.array(self.frames(v)[step]) for v in self.meta["views"]}
 
 
 class EpisodeStore:

@@ -1,6 +1,7 @@
 """MSTH training windows: for a step t of an episode, the current latents, the goal latents, the
 future latents at the MSTH frame offsets, the state, and the actions at the MSTH action offsets
-(offsets from ``a2g_core.msth`` only). The goal is the episode's final frame (paper §5.2).
+(offsets from ``a2g_core.msth`` only). The goal is the episode's final frame (paper §5.2), or its
+first frame with the task done (``goal_frame="success"``, see ``a2g_core.data.episodes.GOAL_FRAMES``).
 
 Windows start only while the task is still undone (before the episode's ``success_step``, when it
 is recorded): the expert's way home after success stays a target (future frames and actions) but is
@@ -13,14 +14,14 @@ import numpy as np
 import torch
 
 from a2g_core import msth
-from a2g_core.data.episodes import EpisodeStore
+from a2g_core.data.episodes import EpisodeStore, goal_step
 from a2g_core.data.latents import load_latents
 
 
 class MSTHWindows:
     """Samples batches of windows from the latent cache of ``store``; holds memory maps, not frames."""
 
-    def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views):
+    def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views, goal_frame: str = "final"):
         if len(store) == 0:
             raise ValueError(f"The dataset {store.root} has no successful episodes to train on.")
         missing = [v for v in views if v not in store.views]
@@ -33,6 +34,7 @@ class MSTHWindows:
         self.actions = [a for _, a in low]
         self.lengths = np.array([e.length for e in store])
         self.starts = np.array([e.steps_before_success for e in store])
+        self.ends = np.array([goal_step(goal_frame, e.length, e.success_step) for e in store])
 
     def all_states(self) -> np.ndarray:
         return np.concatenate(self.states)
@@ -43,8 +45,8 @@ class MSTHWindows:
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
-        """The window at step ``t`` of episode ``e``; the goal is the episode's last frame."""
-        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.lengths[e]))
+        """The window at step ``t`` of episode ``e``, its goal at the episode's goal step."""
+        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]))
 
 
 def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,

@@ -96,7 +96,7 @@ def bridge_success(policy_dir, *, task: str, mode: str, episodes: int, seed_star
     try:
         for i, seed in enumerate(range(seed_start, seed_start + episodes)):
             robot = SimRobot(task, mode, seed, policy.config.resolution)
-            server._pool.submit(server.set_goal, robot.goal()).result()
+            server._pool.submit(server.set_goal, robot.goal(policy.config.goal_frame)).result()
             with robot:
                 out = run_robot(robot, f"ws://127.0.0.1:{server.port}", realtime=False, max_steps=10_000,
                                 log=lambda m: None)

@@ -32,7 +32,7 @@ def open_loop(policy, episode, every: int = 6) -> list[dict]:
     end-effector moves after E actions (cm), and both gripper commands at the E-th action."""
     states, actions = episode.lowdim()
     frames = {v: episode.frames(v) for v in policy.config.views}
-    goal, e = episode.goal(), policy.config.msth_E
+    goal, e = episode.goal(policy.config.goal_frame), policy.config.msth_E
     rows = []
     for t in range(0, episode.steps_before_success, every):
         pred = _chunk(policy, {v: np.asarray(f[t]) for v, f in frames.items()}, states[t], goal)
@@ -50,7 +50,7 @@ def proprio_sensitivity(policy, episode, t: int) -> dict[str, list[float]]:
     for each nudge of it in ``NUDGES``; ``expert`` is what the expert did."""
     states, actions = episode.lowdim()
     images = {v: np.asarray(episode.frames(v)[t]) for v in policy.config.views}
-    goal, e = episode.goal(), policy.config.msth_E
+    goal, e = episode.goal(policy.config.goal_frame), policy.config.msth_E
     out = {"expert": ((actions[min(t + e, len(actions)) - 1, :3] - states[t, :3]) * 100).tolist()}
     for name, (dim, delta) in {"as recorded": (0, 0.0), **NUDGES}.items():
         s = states[t].copy()
@@ -68,7 +68,7 @@ def closed_loop(policy, episode, every: int = 8) -> dict:
     try:
         obs, info = env.reset(seed=m["seed"])        # the same seed gives the expert's scene (and word)
         policy.reset(0)
-        goal, trace = episode.goal(), []
+        goal, trace = episode.goal(policy.config.goal_frame), []
         for t in range(env.max_steps):
             if t % every == 0:
                 trace.append({"t": t, "policy": obs["state"].tolist(), "expert": states[min(t, len(states) - 1)].tolist()})
@@ -90,7 +90,7 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         states, actions = ep.lowdim()
         if t + p > len(actions):
             continue
-        pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal())
+        pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
         errs.append(np.linalg.norm(pred[p - 1, :2] - actions[t + p - 1, :2]))
         moves.append(actions[t + p - 1, :2] - states[t, :2])
     if not errs:

@@ -64,7 +64,7 @@ def _episode_job(job) -> dict:
     key = ("env", task, mode, words)
     if key not in _WORKER_CACHE:
         _WORKER_CACHE[key] = make_env(task, mode, res, words=list(words) if words else None)
-    goal, ok = expert_goal(task, mode, seed, res, words)
+    goal, ok = expert_goal(task, mode, seed, res, words, frame=policy.config.goal_frame)
     out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps)
     out.update(task=task, mode=mode, expert_success=ok)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}

@@ -70,10 +70,11 @@ class SimRobot(Robot):
         self.done = self.success or truncated
         return np.asarray(info["action"], dtype=np.float32)
 
-    def goal(self) -> dict:
-        """The expert's final frame for this seed: the goal this scene was made for."""
+    def goal(self, frame: str = "final") -> dict:
+        """The expert's goal frame for this seed (by the rule ``frame``, the policy's ``goal_frame``): the
+        goal this scene was made for."""
         from a2g_core.sim.rollout import expert_goal
-        return expert_goal(self.task, self.mode, self.seed, self.resolution)[0]
+        return expert_goal(self.task, self.mode, self.seed, self.resolution, frame=frame)[0]
 
     def disconnect(self) -> None:
         if self.env is not None:

@@ -1,10 +1,13 @@
-"""Running the scripted expert, and goal images as the paper makes them (final frame of a success)."""
+"""Running the scripted expert, and goal images as the paper makes them (a frame of a success).
+
+Which frame is the goal is a policy's ``goal_frame`` (``a2g_core.data.episodes.GOAL_FRAMES``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from a2g_core.data.episodes import GOAL_FRAMES, check_goal_frame, goal_step
 from a2g_core.sim.env import VIEWS, TabletopEnv
 
 SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is at rest
@@ -28,7 +31,12 @@ class Episode:
 
     @property
     def goal(self) -> dict[str, np.ndarray]:
-        return {v: f[-1] for v, f in self.frames.items()}
+        return self.goal_at("final")
+
+    def goal_at(self, frame: str) -> dict[str, np.ndarray]:
+        """The goal images of this episode by the rule ``frame`` (see ``GOAL_FRAMES``); ``success`` falls
+        back to the last frame when the task never succeeded."""
+        return {v: f[goal_step(frame, len(self.actions), self.success_step)] for v, f in self.frames.items()}
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -78,14 +86,15 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
 
-_GOALS: dict[tuple, tuple[dict, bool]] = {}
+_GOALS: dict[tuple, tuple[dict[str, dict], bool]] = {}
 
 
-def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tuple[str, ...] | None = None
-                ) -> tuple[dict, bool]:
-    """Goal images for a seed (the expert's final frame per view) and whether the expert succeeded.
-    ``words`` (writing) must be what the evaluated env was built with, so both draw the same word.
-    Cached: the same arguments always give the same frames."""
+def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tuple[str, ...] | None = None,
+                frame: str = "final") -> tuple[dict, bool]:
+    """Goal images for a seed (the expert's frame per view by the rule ``frame``, see ``GOAL_FRAMES``)
+    and whether the expert succeeded. ``words`` (writing) must be what the evaluated env was built
+    with, so both draw the same word. Cached: the same arguments always give the same frames."""
+    check_goal_frame(frame)
     words = tuple(words) if words else None
     key = (task, mode, seed, resolution, words)
     if key not in _GOALS:
@@ -95,5 +104,6 @@ def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tu
         env.close()
         if len(_GOALS) > 64:
             _GOALS.pop(next(iter(_GOALS)))
-        _GOALS[key] = (ep.goal, ep.success)
-    return _GOALS[key]
+        _GOALS[key] = ({f: ep.goal_at(f) for f in GOAL_FRAMES}, ep.success)
+    goals, ok = _GOALS[key]
+    return goals[frame], ok

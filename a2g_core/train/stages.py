@@ -106,7 +106,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          f"{policy.config.resolution} px.")
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
-    windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views)
+    windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame)
     if init is None:
         chunks = windows.sample(np.random.default_rng(0), 4096)
         policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),

@@ -52,3 +52,26 @@ def test_benchmarks_include_the_shipped_paper_suite(tiny_policy_dir, tmp_path):
         assert (row.method, row.task, row.mode, row.success, row.ci_low) == ("dp_gc", "plating", "hard", 0.25, 0.1)
     finally:
         ctrl.close()
+
+
+def test_expert_goals_follow_the_policys_goal_frame(tmp_path):
+    """A policy trained on task-done frames (goal_frame="success") gets those as its expert goals, stored
+    apart from the final-frame goals of the same seed."""
+    import numpy as np
+    from PIL import Image
+
+    from a2g_core.sim.rollout import expert_goal
+    from tests.conftest import _tiny_policy
+    ctrl = LabController(_tiny_policy(tmp_path / "policy", goal_frame="success"), tmp_path / "lab")
+    try:
+        sid = ctrl.new_session()
+        ctrl.goal_expert(sid, "place_empty_cup", "easy", 2)
+        goal = ctrl.goal_library()[0]
+        assert "expert place_empty_cup 2 (task done)" in goal["label"]
+        want, _ = expert_goal("place_empty_cup", "easy", 2, 64, frame="success")
+        final, _ = expert_goal("place_empty_cup", "easy", 2, 64)
+        stored = np.asarray(Image.open(goal["images"]["head"]).convert("RGB"))
+        np.testing.assert_array_equal(stored, want["head"])
+        assert not np.array_equal(stored, final["head"])
+    finally:
+        ctrl.close()

@@ -61,3 +61,25 @@ def test_windows_start_before_success(store_and_cache):
     starts = w.sample(np.random.default_rng(0), 512)["obs_latents"][:, 0, 0, 0, 0].numpy()
     assert starts.max() < ep.success_step and starts.min() == 0
     assert (w.window(0, ep.success_step - 1)["goal_latents"] == ep.length).all()
+
+
+def test_success_goal_frame(store_and_cache):
+    """``goal_frame="success"``: the goal (and where the targets stop) is the first frame with the task
+    done, in the windows, the stored episode and the sim's expert goal alike; a bad rule is one sentence."""
+    from a2g_core.sim.rollout import expert_goal
+    store, cache = store_and_cache
+    ep = store[0]
+    w = MSTHWindows(store, cache, CFG, ["head"], goal_frame="success")
+    win = w.window(0, ep.success_step - 1)
+    assert (win["goal_latents"] == ep.success_step).all()
+    assert win["future_latents"].max() == ep.success_step                 # nothing past the goal
+    assert (w.sample(np.random.default_rng(0), 256)["goal_latents"] == ep.success_step).all()
+    np.testing.assert_array_equal(ep.goal("success")["head"], ep.frames("head")[ep.success_step])
+    np.testing.assert_array_equal(ep.goal("final")["head"], ep.frames("head")[ep.length])
+    sim_goal, ok = expert_goal("place_shoe", "easy", ep.meta["seed"], 64, frame="success")
+    assert ok
+    np.testing.assert_array_equal(sim_goal["head"], ep.goal("success")["head"])
+    with pytest.raises(ValueError, match="Unknown goal frame 'middle'; choose final or success"):
+        MSTHWindows(store, cache, CFG, ["head"], goal_frame="middle")
+    with pytest.raises(ValueError, match="Unknown goal frame"):
+        expert_goal("place_shoe", "easy", 0, 64, frame="middle")

@@ -147,6 +147,7 @@ def test_bad_inputs(policy, tmp_path):
 @pytest.mark.parametrize("kwargs,message", [
     ({"msth_P": 10, "msth_r": 4}, "multiple of the stride"), ({"wm_dim": 33}, "divisible by"),
     ({"latent_size": 5}, "divisible by patch_size"), ({"views": ()}, "at least one camera"),
+    ({"goal_frame": "last"}, "Unknown goal frame"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

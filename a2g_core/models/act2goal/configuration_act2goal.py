@@ -41,6 +41,10 @@ class Act2GoalConfig(ConfigBase):
     use_msth: bool = True               # False: the "w/o MSTH" ablation (proximal only, fixed horizon)
     use_world_model: bool = True        # False: the DP-GC baseline (current + goal → actions, nothing imagined)
     inference_horizon: int = 120        # K used at inference (steps from now to the goal)
+    # which frame of an expert episode is its goal image, in training and in every goal made for the
+    # policy (a2g_core.data.episodes.GOAL_FRAMES): "final" (the last frame: task done, arm back home) or
+    # "success" (the first frame with the task done, the arm still there, as a rollout ends)
+    goal_frame: str = "final"
     max_offset: int = 600               # offsets are embedded relative to this
     # world model (a video DiT of diffusers LTX blocks)
     wm_dim: int = 128
@@ -77,6 +81,8 @@ class Act2GoalConfig(ConfigBase):
         if self.layers < 1:
             raise ValueError("The models need at least one block.")
         self.msth                        # validates P, r, M, E
+        from a2g_core.data.episodes import check_goal_frame
+        check_goal_frame(self.goal_frame)
         if self.inference_horizon < 1:
             raise ValueError("inference_horizon must be at least 1 step.")
 
