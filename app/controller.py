@@ -524,25 +524,34 @@ class LabController:
 
     # ------------------------------------------------------------------ improve
     def improve_start(self, *, task: str, mode: str, source: str = "all", rounds: int = 1, buffer: int = 20,
-                      epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10) -> str:
-        """Start ``python -m a2g_core improve`` in the background; one run at a time."""
+                      epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10,
+                      relabel: str = "chunk", lr: float = 3e-4) -> str:
+        """Start ``python -m a2g_core improve`` in the background; one run at a time. A run is named by
+        its task, mode, source and (where not the defaults) relabelling and learning rate, and
+        continues from its last finished round."""
+        from a2g_core.data.replay import GOALS
         if self._improve is not None and self._improve.poll() is None:
             raise LabError("An improvement round is already running; wait for it to finish.")
         if task not in TASKS or mode not in MODES:
             raise LabError("Pick a task and a mode.")
+        if relabel not in GOALS:
+            raise LabError(f"Relabel with {' or '.join(GOALS)}.")
+        if lr is None or not 0 < lr <= 1:
+            raise LabError("The learning rate must be a number above 0 and at most 1 (default 3e-4).")
         nums = {"rounds": rounds, "buffer": buffer, "epochs": epochs, "rank": rank, "eval episodes": eval_episodes,
                 "max rollouts": max_rollouts}
         for k, v in nums.items():
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
-        run = self.root / "improve" / f"{task}-{mode}-{source}"
+        run = self.root / "improve" / "-".join([task, mode, source] + ([relabel] if relabel != "chunk" else [])
+                                               + ([f"lr{lr:g}"] if lr != 3e-4 else []))
         log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(self.policy_dir), "--task", task,
                "--mode", mode, "--run", str(run), "--rounds", str(int(rounds)), "--source", source,
                "--buffer", str(int(buffer)), "--epochs", str(int(epochs)), "--rank", str(int(rank)),
                "--eval-episodes", str(int(eval_episodes)), "--max-rollouts", str(int(max_rollouts)),
-               "--db", str(self.engine.url.database)]
+               "--relabel", relabel, "--lr", f"{lr:g}", "--db", str(self.engine.url.database)]
         with open(log, "w") as f:
             f.write("$ python " + " ".join(cmd[1:]) + "\n")
         self._improve_log = log

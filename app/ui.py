@@ -282,6 +282,8 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="task")
         mode = gr.Radio(list(MODES), value="hard", label="mode")
         source = gr.Radio(["all", "success", "failure"], value="all", label="rollouts used")
+        relabel = gr.Radio([("reached by the chunk (paper)", "chunk"), ("any later reached (HER future)", "future")],
+                           value="chunk", label="relabelled goal")
     with gr.Row():
         rounds = gr.Number(value=1, precision=0, label="rounds", minimum=1)
         buffer = gr.Number(value=20, precision=0, label="buffer (transitions)", minimum=1)
@@ -289,6 +291,7 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         rank = gr.Number(value=64, precision=0, label="LoRA rank", minimum=1)
         evals = gr.Number(value=10, precision=0, label="evaluation episodes", minimum=0)
         max_rollouts = gr.Number(value=10, precision=0, label="max rollouts per round", minimum=1)
+        lr = gr.Number(value=3e-4, label="learning rate", minimum=0)
     start = gr.Button("Start improvement round", variant="primary")
     state = gr.Markdown("")
     log = gr.Textbox(label="live log", lines=10, max_lines=10, autoscroll=True)
@@ -320,13 +323,13 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         return (msg, st["log"], rows, plots.rounds_plot(st["rounds"], base), gr.update(choices=choices),
                 gr.Timer(active=st["running"]))
 
-    def on_start(t, m, src, n, b, e, rk, ev, mr):
+    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_):
         msg = ctrl.improve_start(task=t, mode=m, source=src, rounds=n, buffer=b, epochs=e, rank=rk, eval_episodes=ev,
-                                 max_rollouts=mr)
+                                 max_rollouts=mr, relabel=rl, lr=lr_)
         return msg, gr.Timer(active=True)
 
     outs = [state, log, table, plot, adapter, timer]
-    start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts],
+    start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts, relabel, lr],
                 [state, timer], api_name="improve_start")
     timer.tick(poll, None, outs, api_name="improve_status")
     use.click(_guard(ctrl.set_adapter), [adapter], [used], api_name="use_adapter")
