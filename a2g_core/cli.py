@@ -146,7 +146,7 @@ def cmd_train(args) -> int:
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
-                            cache_progress=lambda i, n: cache_progress(i, n, {}))
+                            cache_progress=lambda i, n: cache_progress(i, n, {}), fixed_horizon=args.fixed_horizon)
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
@@ -526,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--state-noise", type=float, default=0.0,
                    help="stage 1: std of noise on the normalised proprio input while training, so the expert "
                         "reads the images rather than the exact pose (default 0)")
+    t.add_argument("--fixed-horizon", action="store_true",
+                   help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
+                        "control's K from now on (the presets do from the start)")
     t.add_argument("--goal-frame", choices=["final", "success"],
                    help="stage 1: which frame of an expert episode is its goal image, in training and in every goal "
                         "made for the policy: final (the last: task done, arm home) or success (the first with "

@@ -31,10 +31,10 @@ GOALS = ("chunk", "future")
 
 
 class HindsightReplay:
-    def __init__(self, cfg: msth.MSTHConfig, goal: str = "chunk"):
+    def __init__(self, cfg: msth.MSTHConfig, goal: str = "chunk", horizon: int | None = None):
         if goal not in GOALS:
             raise ValueError(f"Unknown relabelling {goal!r}; choose {' or '.join(GOALS)}.")
-        self.cfg, self.goal = cfg, goal
+        self.cfg, self.goal, self.horizon = cfg, goal, horizon        # horizon: K as in data.windows
         self.rollouts: list[_Rollout] = []
         self.transitions: list[tuple[int, int, int]] = []       # (rollout, t0, t1)
 
@@ -66,7 +66,7 @@ class HindsightReplay:
         end = t1 if goal_step is None else goal_step
         if not t1 <= end <= len(ro.actions):
             raise ValueError(f"Goal step {end} is not reached after chunk ({t0}, {t1}) of a {len(ro.actions)}-step rollout.")
-        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, end)
+        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, end, self.horizon)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         if not self.transitions:

@@ -21,13 +21,14 @@ from a2g_core.data.latents import load_latents
 class MSTHWindows:
     """Samples batches of windows from the latent cache of ``store``; holds memory maps, not frames."""
 
-    def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views, goal_frame: str = "final"):
+    def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views, goal_frame: str = "final",
+                 horizon: int | None = None):
         if len(store) == 0:
             raise ValueError(f"The dataset {store.root} has no successful episodes to train on.")
         missing = [v for v in views if v not in store.views]
         if missing:
             raise ValueError(f"The dataset {store.root} has no view(s) {missing}; it has {store.views}.")
-        self.cfg, self.views = cfg, list(views)
+        self.cfg, self.views, self.horizon = cfg, list(views), horizon
         self.latents = [[load_latents(latent_root, e.path.name, v) for v in self.views] for e in store]
         low = [e.lowdim() for e in store]
         self.states = [s for s, _ in low]
@@ -46,15 +47,16 @@ class MSTHWindows:
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
         """The window at step ``t`` of episode ``e``, its goal at the episode's goal step."""
-        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]))
+        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]), self.horizon)
 
 
 def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,
-                t: int, end: int) -> dict[str, np.ndarray]:
+                t: int, end: int, horizon: int | None = None) -> dict[str, np.ndarray]:
     """A training sample at step ``t`` whose goal is the frame at step ``end``: the MSTH targets
-    (frames, actions) come from the steps between, the last one repeating past ``end``.
+    (frames, actions) come from the steps between, the last one repeating past ``end``. The offsets
+    are those of K = ``horizon`` (the policy's control K), or of the steps left to ``end`` when None.
     ``latents`` holds one (T+1, C, h, w) array per view."""
-    idx = msth.episode_indices(cfg, t, end)
+    idx = msth.episode_indices(cfg, t, end, K=horizon)
     return {
         "obs_latents": np.stack([l[t] for l in latents]).astype(np.float32),
         "goal_latents": np.stack([l[end] for l in latents]).astype(np.float32),

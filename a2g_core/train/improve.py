@@ -141,7 +141,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         rows = crud.buffer(engine, **scope)
         if not rows:
             raise ValueError(f"The {cfg.source} buffer for {cfg.task} is empty: no rollouts to learn from.")
-        replay = HindsightReplay(policy.config.msth, goal=cfg.relabel)
+        replay = HindsightReplay(policy.config.msth, goal=cfg.relabel, horizon=policy.config.train_horizon)
         by_rollout: dict[int, list] = {}
         for tr, ro in rows:
             by_rollout.setdefault(ro.id, [ro, []])[1].append((tr.t0, tr.t1))

@@ -77,9 +77,11 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
 def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int,
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
-                 per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None):
+                 per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
+                 fixed_horizon: bool = False):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
-    ``tasks``/``modes`` where given)."""
+    ``tasks``/``modes`` where given). ``fixed_horizon`` switches an ``init`` policy trained on the
+    steps left to the goal to control's K (see the config); the presets have it already."""
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
@@ -90,6 +92,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          + ".")
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
+        policy.config.fixed_horizon |= fixed_horizon        # one config object, shared by both networks
         vae_dir = Path(init) / "vae"
     elif vae_dir is None:
         raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")
@@ -106,7 +109,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          f"{policy.config.resolution} px.")
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
-    windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame)
+    windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame,
+                          policy.config.train_horizon)
     if init is None:
         chunks = windows.sample(np.random.default_rng(0), 4096)
         policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),

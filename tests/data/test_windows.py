@@ -83,3 +83,26 @@ def test_success_goal_frame(store_and_cache):
         MSTHWindows(store, cache, CFG, ["head"], goal_frame="middle")
     with pytest.raises(ValueError, match="Unknown goal frame"):
         expert_goal("place_shoe", "easy", 0, 64, frame="middle")
+
+
+def test_fixed_horizon_windows_read_controls_offsets(store_and_cache):
+    """With a horizon (a policy's ``fixed_horizon``: K as at control) every window has the same offsets,
+    so they say nothing about how far the goal is; the targets still stop at the goal."""
+    from a2g_core.data.replay import HindsightReplay
+    from a2g_core.models.act2goal import PRESETS
+    store, cache = store_and_cache
+    ep = store[0]
+    w = MSTHWindows(store, cache, CFG, ["head"], horizon=40)
+    near, far = w.window(0, ep.success_step - 1), w.window(0, 0)
+    for win in (near, far):
+        np.testing.assert_array_equal(win["frame_offsets"], msth.frame_offsets(CFG, 40))
+        np.testing.assert_array_equal(win["action_offsets"], msth.action_offsets(CFG, 40))
+    assert near["future_latents"].max() == ep.length                       # clamped to the goal
+    assert not np.array_equal(MSTHWindows(store, cache, CFG, ["head"]).window(0, 0)["frame_offsets"],
+                              far["frame_offsets"])                        # the steps left: another K
+    replay = HindsightReplay(CFG, horizon=40)
+    states, actions = ep.lowdim()
+    replay.add_rollout([np.load(cache / ep.path.name / "head.npy")], states, actions, [(0, 6)])
+    np.testing.assert_array_equal(replay.relabel_with_achieved_goal(0)["action_offsets"], msth.action_offsets(CFG, 40))
+    assert PRESETS["tiny"].train_horizon == PRESETS["tiny"].inference_horizon
+    assert PRESETS["tiny"].with_(fixed_horizon=False).train_horizon is None

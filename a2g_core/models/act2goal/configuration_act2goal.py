@@ -41,6 +41,11 @@ class Act2GoalConfig(ConfigBase):
     use_msth: bool = True               # False: the "w/o MSTH" ablation (proximal only, fixed horizon)
     use_world_model: bool = True        # False: the DP-GC baseline (current + goal → actions, nothing imagined)
     inference_horizon: int = 120        # K used at inference (steps from now to the goal)
+    # training windows (and hindsight samples) take K = inference_horizon too, instead of the steps left
+    # to the goal: the offsets the networks read then tell them nothing about how far the goal is, in
+    # training as at control, where that is unknown. Measured: trained on the steps left, Act2Goal's
+    # proximal action loss doubled (0.146 → 0.305) when given control's fixed K (see the README)
+    fixed_horizon: bool = False
     # which frame of an expert episode is its goal image, in training and in every goal made for the
     # policy (a2g_core.data.episodes.GOAL_FRAMES): "final" (the last frame: task done, arm back home) or
     # "success" (the first frame with the task done, the arm still there, as a rollout ends)
@@ -91,6 +96,11 @@ class Act2GoalConfig(ConfigBase):
         return MSTHConfig(P=self.msth_P, r=self.msth_r, M=self.msth_M if self.use_msth else 0, E=self.msth_E)
 
     @property
+    def train_horizon(self) -> int | None:
+        """K of the training windows: control's K with ``fixed_horizon``, else None (the steps left)."""
+        return self.inference_horizon if self.fixed_horizon else None
+
+    @property
     def num_future_frames(self) -> int:
         """Frames the world model imagines (none for DP-GC)."""
         return self.msth.num_frames if self.use_world_model else 0
@@ -118,9 +128,9 @@ GENIE01 = dict(profile="genie01", views=("top_head", "hand_left", "hand_right"),
 
 PRESETS: dict[str, Act2GoalConfig] = {
     # CPU default: 64 px, 2 + 2 imagined frames, 16 + 2 actions, 8 executed per chunk
-    "tiny": Act2GoalConfig(latent_standardize=True, keypoints=16),
+    "tiny": Act2GoalConfig(latent_standardize=True, keypoints=16, fixed_horizon=True),
     # GPU: the paper's MSTH (9 + 9 frames, 54 + 9 actions, 50 executed), wider and deeper
-    "base": Act2GoalConfig(resolution=128, latent_size=16, latent_standardize=True, keypoints=32, msth_P=54, msth_r=6, msth_M=9, msth_E=50,
+    "base": Act2GoalConfig(resolution=128, latent_size=16, latent_standardize=True, keypoints=32, fixed_horizon=True, msth_P=54, msth_r=6, msth_M=9, msth_E=50,
                            inference_horizon=400, wm_dim=512, wm_heads=8, layers=12, expert_dim=256,
                            expert_heads=8, imagine_steps=20, action_steps=10),
 }
