@@ -137,6 +137,9 @@ def cmd_train(args) -> int:
         from a2g_core.train.stages import PRESETS
         if args.state_noise < 0:
             raise ValueError(f"--state-noise must be at least 0, got {args.state_noise}.")
+        if args.init and args.goal_frame:
+            raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
+                             "was trained with.")
         preset = args.preset        # an unknown name is refused by train_policy
         changes = {k: v for k, v in (("state_noise", args.state_noise), ("goal_frame", args.goal_frame)) if v}
         if changes and preset in PRESETS:

@@ -530,6 +530,7 @@ class LabController:
         its task, mode, source and (where not the defaults) relabelling and learning rate, and
         continues from its last finished round."""
         from a2g_core.data.replay import GOALS
+        from a2g_core.train.improve import ImproveConfig
         if self._improve is not None and self._improve.poll() is None:
             raise LabError("An improvement round is already running; wait for it to finish.")
         if task not in TASKS or mode not in MODES:
@@ -537,14 +538,14 @@ class LabController:
         if relabel not in GOALS:
             raise LabError(f"Relabel with {' or '.join(GOALS)}.")
         if lr is None or not 0 < lr <= 1:
-            raise LabError("The learning rate must be a number above 0 and at most 1 (default 3e-4).")
+            raise LabError(f"The learning rate must be a number above 0 and at most 1 (default {ImproveConfig.lr:g}).")
         nums = {"rounds": rounds, "buffer": buffer, "epochs": epochs, "rank": rank, "eval episodes": eval_episodes,
                 "max rollouts": max_rollouts}
         for k, v in nums.items():
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
         run = self.root / "improve" / "-".join([task, mode, source] + ([relabel] if relabel != "chunk" else [])
-                                               + ([f"lr{lr:g}"] if lr != 3e-4 else []))
+                                               + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else []))
         log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(self.policy_dir), "--task", task,
