@@ -152,10 +152,8 @@ class StoredEpisode:
             return z["state"], z["action"]
 
     def goal(self, frame: str = "final") -> dict[str, np.ndarray]:
-        """The goal images by the rule ``frame`` (see ``GOAL_FRAMES``)."""
+        """The goal images by the rule ``frame`` (see ``GOAL_FRAMES``; ``final`` is what goal_<view>.png shows)."""
         step = goal_step(frame, self.length, self.success_step)
-        if step == self.length:
-            return {v: np.asarray(Image.open(self.path / f"goal_{v}.png").convert("RGB")) for v in self.meta["views"]}
         return {v: np.array(self.frames(v)[step]) for v in self.meta["views"]}
 
 
