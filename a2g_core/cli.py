@@ -440,6 +440,7 @@ def cmd_benchmark(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from a2g_core.data.episodes import GOAL_FRAMES
     from a2g_core.sim.env import RESOLUTIONS
     p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
     sub = p.add_subparsers(dest="command", metavar="<command>")
@@ -503,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--word", default=None, help="writing only: the word to write")
     o.add_argument("--resolution", type=int, default=96, choices=RESOLUTIONS)
-    o.add_argument("--frame", choices=["final", "success"], default="final",
+    o.add_argument("--frame", choices=GOAL_FRAMES, default="final",
                    help="the expert's last frame (default) or its first with the task done; use the policy's "
                         "goal frame (its config's goal_frame)")
     o.add_argument("--out", default="sessions/goals", help="folder for the PNGs (default sessions/goals)")
@@ -532,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")
-    t.add_argument("--goal-frame", choices=["final", "success"],
+    t.add_argument("--goal-frame", choices=GOAL_FRAMES,
                    help="stage 1: which frame of an expert episode is its goal image, in training and in every goal "
                         "made for the policy: final (the last: task done, arm home) or success (the first with "
                         "the task done, as rollouts end); default: the preset's")
