@@ -209,22 +209,25 @@ def cmd_eval(args) -> int:
         bar.set_postfix_str(f"{r['task']}/{r['mode']} seed {r['seed']} {'ok' if r['success'] else 'fail'}; "
                             f"success {wins[0]}/{done}")
 
+    if args.adapter is not None and not (args.adapter / "adapter_config.json").exists():
+        raise ValueError(f"{args.adapter} is not a LoRA adapter folder (no adapter_config.json).")
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
-                             seed_start=args.seed_start, words=words, progress=on_episode)
+                             adapter=args.adapter, seed_start=args.seed_start, words=words, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | mean steps |")
     print("|---|---|---|---|---|---|")
     for r in reports:
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
               f"{r['episodes']} | {r['mean_steps']:.0f} |")
-    _write_json(args.json, {"policy": str(args.policy), "cells": reports})
+    _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy
         from a2g_core.store import crud, open_db
         engine, method = open_db(args.db), Act2GoalPolicy.from_pretrained(args.policy).name
         for r in reports:
-            crud.add_evaluation(engine, policy=str(args.policy), method=method, task=r["task"], mode=r["mode"],
-                                episodes=r["episodes"], success=r["success"], ci95=tuple(r["ci95"]), suite="eval")
+            crud.add_evaluation(engine, policy=str(args.policy), adapter=args.adapter and str(args.adapter), method=method,
+                                task=r["task"], mode=r["mode"], episodes=r["episodes"], success=r["success"],
+                                ci95=tuple(r["ci95"]), suite="eval")
         print(f"recorded in {args.db} (the lab's Benchmarks tab)")
     return 0
 
@@ -238,7 +241,8 @@ def cmd_improve(args) -> int:
                         buffer_threshold=args.buffer,
                         max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
                         rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
-                        workers=args.workers)
+                        workers=args.workers, anchor=str(args.anchor) if args.anchor else None,
+                        anchor_fraction=args.anchor_fraction)
     if not (Path(args.policy) / "policy.json").exists():
         raise ValueError(f"{args.policy} is not a policy folder (no policy.json).")
     engine = open_db(args.db)
@@ -555,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "seed is the final frame of the scripted expert on that seed. Prints the success "
                                    "rate with a 95% Wilson interval.")
     e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
+    e.add_argument("--adapter", type=Path, default=None,
+                   help="LoRA adapter on top of it (an improvement round's RUN/adapters/round_NNN; default none)")
     e.add_argument("--task", required=True, help="task, comma-separated tasks, or 'all'")
     e.add_argument("--mode", default="easy", help="easy, hard, or all")
     e.add_argument("--episodes", type=int, default=20, help="episodes per task and mode (default 20)")
@@ -611,6 +617,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--rank", type=int, default=64, help="LoRA rank (default 64)")
     im.add_argument("--lr", type=float, default=3e-4)
     im.add_argument("--batch-size", type=int, default=8)
+    im.add_argument("--anchor", type=Path, default=None,
+                    help="expert dataset (gen-data) whose windows of the same task and mode fill part of every batch, "
+                         "meant to keep the rounds from drifting away from what the base learned (not the paper's recipe; default none)")
+    im.add_argument("--anchor-fraction", type=float, default=0.5,
+                    help="share of each batch the anchor's windows take (default 0.5); the buffer still gets --epochs")
     im.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per round (default 10; 0 skips)")
     im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
     im.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"lab database (default {DEFAULT_DB})")

@@ -525,10 +525,10 @@ class LabController:
     # ------------------------------------------------------------------ improve
     def improve_start(self, *, task: str, mode: str, source: str = "all", rounds: int = 1, buffer: int = 20,
                       epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10,
-                      relabel: str = "chunk", lr: float = 3e-4) -> str:
+                      relabel: str = "chunk", lr: float = 3e-4, anchor: str = "", anchor_fraction: float = 0.5) -> str:
         """Start ``python -m a2g_core improve`` in the background; one run at a time. A run is named by
-        its task, mode, source and (where not the defaults) relabelling and learning rate, and
-        continues from its last finished round."""
+        its task, mode, source and (where not the defaults) relabelling, learning rate and expert
+        anchor, and continues from its last finished round."""
         from a2g_core.data.replay import GOALS
         from a2g_core.train.improve import ImproveConfig
         if self._improve is not None and self._improve.poll() is None:
@@ -544,8 +544,14 @@ class LabController:
         for k, v in nums.items():
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
+        anchor = (anchor or "").strip()
+        if anchor and not (Path(anchor) / "dataset.json").exists():
+            raise LabError(f"The anchor {anchor} is not a dataset folder (no dataset.json); leave it empty for none.")
+        if anchor and (anchor_fraction is None or not 0 < anchor_fraction < 1):
+            raise LabError("The anchor's share of each batch must lie strictly between 0 and 1 (default 0.5).")
         run = self.root / "improve" / "-".join([task, mode, source] + ([relabel] if relabel != "chunk" else [])
-                                               + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else []))
+                                               + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else [])
+                                               + ([f"anchor{anchor_fraction:g}"] if anchor else []))
         log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(self.policy_dir), "--task", task,
@@ -553,6 +559,8 @@ class LabController:
                "--buffer", str(int(buffer)), "--epochs", str(int(epochs)), "--rank", str(int(rank)),
                "--eval-episodes", str(int(eval_episodes)), "--max-rollouts", str(int(max_rollouts)),
                "--relabel", relabel, "--lr", f"{lr:g}", "--db", str(self.engine.url.database)]
+        if anchor:
+            cmd += ["--anchor", anchor, "--anchor-fraction", f"{anchor_fraction:g}"]
         with open(log, "w") as f:
             f.write("$ python " + " ".join(cmd[1:]) + "\n")
         self._improve_log = log

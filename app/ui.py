@@ -292,6 +292,10 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         evals = gr.Number(value=10, precision=0, label="evaluation episodes", minimum=0)
         max_rollouts = gr.Number(value=10, precision=0, label="max rollouts per round", minimum=1)
         lr = gr.Number(value=3e-4, label="learning rate", minimum=0)
+    with gr.Row():
+        anchor = gr.Textbox(value="", label="expert anchor: dataset folder whose windows share each batch "
+                                            "(optional; not the paper's recipe)", placeholder="e.g. sessions/data/expert64")
+        anchor_fraction = gr.Number(value=0.5, label="anchor's share of each batch", minimum=0, maximum=1)
     start = gr.Button("Start improvement round", variant="primary")
     state = gr.Markdown("")
     log = gr.Textbox(label="live log", lines=10, max_lines=10, autoscroll=True)
@@ -323,13 +327,14 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         return (msg, st["log"], rows, plots.rounds_plot(st["rounds"], base), gr.update(choices=choices),
                 gr.Timer(active=st["running"]))
 
-    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_):
+    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_, an, af):
         msg = ctrl.improve_start(task=t, mode=m, source=src, rounds=n, buffer=b, epochs=e, rank=rk, eval_episodes=ev,
-                                 max_rollouts=mr, relabel=rl, lr=lr_)
+                                 max_rollouts=mr, relabel=rl, lr=lr_, anchor=an, anchor_fraction=af)
         return msg, gr.Timer(active=True)
 
     outs = [state, log, table, plot, adapter, timer]
-    start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts, relabel, lr],
+    start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts, relabel, lr,
+                                   anchor, anchor_fraction],
                 [state, timer], api_name="improve_start")
     timer.tick(poll, None, outs, api_name="improve_status")
     use.click(_guard(ctrl.set_adapter), [adapter], [used], api_name="use_adapter")

@@ -40,6 +40,8 @@ class ImproveConfig:
     eval_episodes: int = 10
     workers: int = 1
     max_steps: int | None = None     # per rollout and evaluation episode; None: the task's own limit
+    anchor: str | None = None        # expert dataset whose windows share every batch (not the paper's recipe)
+    anchor_fraction: float = 0.5     # the share of each batch they take
 
     def __post_init__(self):
         from a2g_core.sim import MODES, TASKS
@@ -58,6 +60,39 @@ class ImproveConfig:
             raise ValueError("buffer threshold, epochs, rank, batch size and workers must be at least 1.")
         if self.max_rollouts < 0 or self.eval_episodes < 0:
             raise ValueError("max rollouts and evaluation episodes cannot be negative.")
+        if self.anchor and not (Path(self.anchor) / "dataset.json").exists():
+            raise ValueError(f"The anchor {self.anchor} is not a dataset folder (no dataset.json).")
+        if self.anchor and not 0 < self.anchor_samples < self.batch_size:
+            raise ValueError(f"An anchor fraction of {self.anchor_fraction} leaves no place in a batch of "
+                             f"{self.batch_size} for the expert's windows or for the buffer's.")
+
+    @property
+    def anchor_samples(self) -> int:
+        """Expert windows in each batch (0 without an anchor)."""
+        return round(self.anchor_fraction * self.batch_size) if self.anchor else 0
+
+
+def mixed_sampler(first: Callable, second: Callable, n_second: int) -> Callable:
+    """Batches with ``n_second`` samples from ``second`` after the rest from ``first``."""
+    import torch
+
+    def sample(rng: np.random.Generator, batch_size: int) -> dict:
+        parts = [first(rng, batch_size - n_second), second(rng, n_second)]
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+    return sample
+
+
+def anchor_windows(policy, vae_dir: Path, cfg: ImproveConfig):
+    """Training windows of the expert episodes of ``cfg.anchor`` on the round's task and mode."""
+    from a2g_core.data.episodes import EpisodeStore
+    from a2g_core.data.latents import build_latent_cache
+    from a2g_core.data.windows import MSTHWindows
+    store = EpisodeStore(cfg.anchor, tasks=[cfg.task], modes=[cfg.mode])
+    if not len(store):
+        raise ValueError(f"The anchor dataset {cfg.anchor} has no successful {cfg.task} ({cfg.mode}) episodes.")
+    root = build_latent_cache(store, policy.vae, vae_dir)
+    return MSTHWindows(store, root, policy.config.msth, policy.config.views, policy.config.goal_frame,
+                       policy.config.train_horizon)
 
 
 def run_rounds(engine, run: Path, status: str | None = "done") -> list[ImprovementRound]:
@@ -153,14 +188,19 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         timings["relabel"] = time.perf_counter() - t
         say(f"relabelled {len(replay)} transitions from {len(by_rollout)} rollouts")
 
-        # 3. optimise the LoRA parameters only (L_a, as stage 2), through the one training loop
+        # 3. optimise the LoRA parameters only (L_a, as stage 2), through the one training loop; with an
+        #    anchor, expert windows take cfg.anchor_fraction of each batch and the buffer still gets cfg.epochs
         t = time.perf_counter()
+        sample, anchor = replay.sample, None
+        if cfg.anchor:
+            anchor = anchor_windows(policy, base / "vae", cfg)
+            sample = mixed_sampler(replay.sample, anchor.sample, cfg.anchor_samples)
         model = wrap_with_lora(load_policy(base), rank=cfg.rank, adapter=parent)
         model.base_model.model.stage = 2
-        steps = max(1, math.ceil(cfg.epochs * len(replay) / cfg.batch_size))
+        steps = max(1, math.ceil(cfg.epochs * len(replay) / (cfg.batch_size - cfg.anchor_samples)))
         train_dir = run / "train" / f"round_{number:03d}"
         shutil.rmtree(train_dir, ignore_errors=True)       # never resume another attempt's state
-        train(model, replay.sample, TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+        train(model, sample, TrainConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                                 warmup=max(1, steps // 10), log_every=max(1, steps // 20),
                                                 ckpt_every=steps, keep_checkpoints=1, seed=number),
               train_dir, save_fn=lambda folder: None,
@@ -181,7 +221,8 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         timings["evaluate"] = time.perf_counter() - t
         collected = [r.sim_success for r in crud.list_rollouts(engine, round_id=row.id) if r.sim_success is not None]
         metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "optimise_steps": steps,
-                   "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None}
+                   "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None,
+                   "anchor_episodes": len(anchor.lengths) if anchor else 0}
         if rep is not None:
             metrics.update(success=rep["success"], ci95=rep["ci95"], eval_episodes=rep["episodes"])
         return crud.finish_round(engine, round_id=row.id, transition_ids=[tr.id for tr, _ in rows],

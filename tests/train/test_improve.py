@@ -1,4 +1,5 @@
 """Self-improvement rounds with a toy policy in the real simulator, store and peft."""
+import dataclasses
 import hashlib
 import os
 import signal
@@ -14,7 +15,7 @@ from a2g_core.data.replay import HindsightReplay
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.lora import wrap_with_lora
 from a2g_core.store import crud, open_db
-from a2g_core.train.improve import ImproveConfig, improvement_round
+from a2g_core.train.improve import ImproveConfig, improvement_round, mixed_sampler
 from a2g_core.train.loop import TrainConfig, train
 
 CFG = ImproveConfig(task="place_empty_cup", mode="easy", buffer_threshold=5, max_rollouts=1, epochs=2, rank=4,
@@ -98,6 +99,30 @@ def test_source_selection_with_an_empty_buffer(tiny_policy_dir, tmp_path):
     assert r.status == "failed" and "empty" in r.error
     with pytest.raises(ValueError, match="Unknown source"):
         ImproveConfig(task="place_empty_cup", source="best")
+
+
+def test_mixed_batches_take_the_anchors_share():
+    ones = lambda rng, n: {"x": torch.ones(n, 2)}
+    zeros = lambda rng, n: {"x": torch.zeros(n, 2)}
+    batch = mixed_sampler(zeros, ones, 3)(np.random.default_rng(0), 8)["x"]
+    assert batch.shape == (8, 2) and batch[:, 0].tolist() == [0] * 5 + [1] * 3
+    assert ImproveConfig(task="place_empty_cup", batch_size=8).anchor_samples == 0
+
+
+def test_round_with_an_expert_anchor(tiny_policy_dir, tmp_path):
+    from a2g_core.data.generate import generate
+    generate(tmp_path / "expert", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=64)
+    engine = open_db(tmp_path / "lab.db")
+    cfg = dataclasses.replace(CFG, eval_episodes=0, max_steps=40, anchor=str(tmp_path / "expert"), anchor_fraction=0.25)
+    r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
+    assert r.status == "done" and r.metrics["anchor_episodes"] == 1 and r.config["anchor"] == cfg.anchor
+    # the buffer still gets its epochs: one of the four samples of each batch is the expert's
+    assert r.metrics["optimise_steps"] == -(-cfg.epochs * r.metrics["transitions"] // 3)
+    assert any((tmp_path / "expert" / "latents").iterdir())          # the expert's frames were encoded once
+    with pytest.raises(ValueError, match="no place in a batch of 4"):
+        dataclasses.replace(cfg, anchor_fraction=0.1)
+    with pytest.raises(ValueError, match="not a dataset folder"):
+        dataclasses.replace(cfg, anchor=str(tmp_path / "nowhere"))
 
 
 def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
