@@ -545,10 +545,13 @@ class LabController:
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
         anchor = (anchor or "").strip()
-        if anchor and not (Path(anchor) / "dataset.json").exists():
-            raise LabError(f"The anchor {anchor} is not a dataset folder (no dataset.json); leave it empty for none.")
-        if anchor and (anchor_fraction is None or not 0 < anchor_fraction < 1):
-            raise LabError("The anchor's share of each batch must lie strictly between 0 and 1 (default 0.5).")
+        if anchor and anchor_fraction is None:
+            raise LabError(f"Give the anchor's share of each batch (default {ImproveConfig.anchor_fraction:g}).")
+        try:                                      # the round's own checks of the anchor, as the CLI gets them
+            ImproveConfig(task=task, mode=mode, anchor=anchor or None,
+                          anchor_fraction=anchor_fraction if anchor else ImproveConfig.anchor_fraction)
+        except ValueError as e:
+            raise LabError(str(e)) from None
         run = self.root / "improve" / "-".join([task, mode, source] + ([relabel] if relabel != "chunk" else [])
                                                + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else [])
                                                + ([f"anchor{anchor_fraction:g}"] if anchor else []))
