@@ -53,7 +53,8 @@ class Recording:
     goal_id: int | None
     frames: dict
     states: list
-    adapter: str | None = None                           # the adapter the chunks came from
+    policy: str = ""                                     # the base checkpoint the chunks came from
+    adapter: str | None = None                           # and its adapter
     actions: list = field(default_factory=list)
     chunks: list = field(default_factory=list)
     imagined: list = field(default_factory=list)
@@ -93,7 +94,7 @@ class LabController:
             crud.add_checkpoint(self.engine, path=str(self.policy_dir), kind="base", note="loaded by the lab")
         self.adapter: str | None = None
         self.policy = Act2GoalPolicy.from_pretrained(self.policy_dir)
-        self.resolution = self.policy.config.resolution
+        self.resolution = self.policy.config.resolution     # of every session's simulator, whichever policy runs
         self._policy_lock = threading.Lock()
         self._sessions: dict[str, SimSession] = {}
         self._guard = threading.Lock()
@@ -149,22 +150,42 @@ class LabController:
                 s.busy = False
 
     # ------------------------------------------------------------------ policy and adapters
-    def set_adapter(self, adapter: str | None) -> str:
-        """Use ``adapter`` (an improvement round's LoRA folder) on top of the base, or none."""
-        from a2g_core.models.act2goal import Act2GoalPolicy
-        adapter = adapter or None
-        if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
-            raise LabError(f"{adapter} is not an adapter folder.")
-        policy = Act2GoalPolicy.from_pretrained(self.policy_dir, adapter=adapter)
-        with self._policy_lock:
-            self.policy, self.adapter = policy, adapter
-        return f"The lab's policy is now {self.policy_dir.name}" + (f" + {adapter}" if adapter else " (no adapter)") + "."
+    def policies(self) -> list[str]:
+        """The base checkpoints the lab can switch to: the shipped ones and every one its store knows."""
+        shipped = [str(p.parent) for p in sorted(DEFAULT_POLICY.parent.glob("*/policy.json"))]
+        known = [c.path for c in crud.list_checkpoints(self.engine, kind="base")]
+        return [p for p in dict.fromkeys([str(self.policy_dir), *shipped, *known]) if (Path(p) / "policy.json").exists()]
 
-    def adapters(self) -> list[tuple[str, str]]:
-        """(label, path) of every finished round's adapter, newest last."""
+    def use_policy(self, policy_dir: str | Path | None, adapter: str | None = None) -> str:
+        """Use the base checkpoint ``policy_dir`` (default: the current one) with ``adapter`` (a LoRA
+        folder from one of that base's improvement rounds) or none, for every session from the next chunk."""
+        from a2g_core.models.act2goal import Act2GoalPolicy
+        policy_dir, adapter = Path(policy_dir or self.policy_dir), adapter or None
+        if not (policy_dir / "policy.json").exists():
+            raise LabError(f"{policy_dir} is not a policy checkpoint (it has no policy.json).")
+        if adapter is not None:
+            if not (Path(adapter) / "adapter_config.json").exists():
+                raise LabError(f"{adapter} is not an adapter folder.")
+            bases = {r.base for r in crud.list_rounds(self.engine) if r.adapter == adapter}
+            if bases and str(policy_dir) not in bases:
+                raise LabError(f"That adapter was trained on {bases.pop()}, not on {policy_dir}.")
+        policy = Act2GoalPolicy.from_pretrained(policy_dir, adapter=adapter)
+        if policy.config.resolution != self.resolution:
+            raise LabError(f"{policy_dir} takes {policy.config.resolution} px frames but the lab's simulators run at "
+                           f"{self.resolution} px; start the lab with --policy {policy_dir} instead.")
+        if str(policy_dir) not in [c.path for c in crud.list_checkpoints(self.engine, kind="base")]:
+            crud.add_checkpoint(self.engine, path=str(policy_dir), kind="base", note="loaded by the lab")
+        with self._policy_lock:
+            self.policy, self.policy_dir, self.adapter = policy, policy_dir, adapter
+        return f"The lab's policy is now {policy_dir}" + (f" + {adapter}" if adapter else " (no adapter)") + "."
+
+    def adapters(self, policy_dir: str | Path | None = None) -> list[tuple[str, str]]:
+        """(label, path) of every finished round's adapter on ``policy_dir`` (default: the current base), newest last."""
+        base = str(policy_dir or self.policy_dir)
         return [(f"round {r.number} · {Path(r.config.get('run', '')).name} · success "
                  f"{r.metrics.get('success', float('nan')):.2f}", r.adapter)
-                for r in crud.list_rounds(self.engine, status="done") if r.adapter and Path(r.adapter).exists()]
+                for r in crud.list_rounds(self.engine, status="done")
+                if r.base == base and r.adapter and Path(r.adapter).exists()]
 
     # ------------------------------------------------------------------ simulator
     def sim_reset(self, sid: str, task: str, mode: str, seed) -> dict:
@@ -383,10 +404,10 @@ class LabController:
         if s.rec is None or s.rec.goal_id != s.goal_id:
             self._end_rollout(s, "new rollout")
             s.rec = Recording(s.goal_id, {v: [np.array(f)] for v, f in s.obs["images"].items()}, [s.obs["state"]],
-                              adapter=self.adapter)
+                              policy=str(self.policy_dir), adapter=self.adapter)
             s.plan = None
-        if s.rec.adapter != self.adapter:                     # the policy changed: a new rollout
-            self._end_rollout(s, "adapter changed")
+        if (s.rec.policy, s.rec.adapter) != (str(self.policy_dir), self.adapter):   # the policy changed: a new rollout
+            self._end_rollout(s, "policy changed")
             return self._chunk(s, imagine)
         with self._policy_lock:
             pred = self.policy.predict_chunk(s.obs, goal)
@@ -419,7 +440,7 @@ class LabController:
         ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in rec.frames.items()},
                      np.stack(rec.states), np.stack(rec.actions), bool(s.info.get("is_success")), {"ended": why})
         row = record_rollout(self.engine, self.root / "rollouts", ep, rec.chunks, target="sim",
-                             policy=str(self.policy_dir), adapter=rec.adapter, goal_id=rec.goal_id,
+                             policy=rec.policy, adapter=rec.adapter, goal_id=rec.goal_id,
                              sim_success=ep.success, imagined=rec.imagined)
         np.savez(Path(row.episode_dir) / "predictions.npz",
                  t0=np.array([p["t0"] for p in rec.predictions]),
@@ -552,7 +573,8 @@ class LabController:
                           anchor_fraction=anchor_fraction if anchor else ImproveConfig.anchor_fraction)
         except ValueError as e:
             raise LabError(str(e)) from None
-        run = self.root / "improve" / "-".join([task, mode, source] + ([relabel] if relabel != "chunk" else [])
+        run = self.root / "improve" / "-".join([self.policy_dir.name, task, mode, source]
+                                               + ([relabel] if relabel != "chunk" else [])
                                                + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else [])
                                                + ([f"anchor{anchor_fraction:g}"] if anchor else []))
         log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"

@@ -303,10 +303,11 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                                   "relabel s", "optimise s", "evaluate s", "adapter"], interactive=False)
     plot = gr.Plot(label="success per round")
     with gr.Row():
-        adapter = gr.Dropdown(choices=[("none (base)", "")], value="", label="adapter the lab's policy uses",
-                              interactive=True)
-        use = gr.Button("Use this adapter")
-    used = gr.Markdown(f"The lab's policy: {ctrl.policy_dir.name} (no adapter).")
+        policy = gr.Dropdown(choices=ctrl.policies(), value=str(ctrl.policy_dir), label="policy the lab uses "
+                             "(base checkpoint)", interactive=True, allow_custom_value=True)
+        adapter = gr.Dropdown(choices=[("none (base)", "")], value="", label="adapter on that base", interactive=True)
+        use = gr.Button("Use this policy")
+    used = gr.Markdown(f"The lab's policy: {ctrl.policy_dir} (no adapter).")
     timer = gr.Timer(2.0, active=False)
 
     def poll():
@@ -337,7 +338,9 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                                    anchor, anchor_fraction],
                 [state, timer], api_name="improve_start")
     timer.tick(poll, None, outs, api_name="improve_status")
-    use.click(_guard(ctrl.set_adapter), [adapter], [used], api_name="use_adapter")
+    policy.change(lambda p: gr.update(choices=[("none (base)", "")] + ctrl.adapters(p), value=""), [policy], [adapter],
+                  api_name="policy_adapters")
+    use.click(_guard(ctrl.use_policy), [policy, adapter], [used], api_name="use_policy")
     return {"start": start, "poll": (poll, None, outs)}
 
 

@@ -121,11 +121,11 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     assert "finished" in state, log
     rows = table["data"]
     assert rows[-1][3] == "done" and rows[-1][10].endswith("round_001")
-    assert rows[-1][1] == "place_empty_cup-easy-all-future-lr0.001-anchor0.25"
+    assert rows[-1][1] == f"{ctrl.policy_dir.name}-place_empty_cup-easy-all-future-lr0.001-anchor0.25"
     r = ctrl.improve_status()["rounds"][-1]
     assert (r.config["relabel"], r.config["lr"], r.config["anchor_fraction"]) == ("future", 1e-3, 0.25)
     assert r.config["anchor"] == str(tmp_path / "expert") and r.metrics["anchor_episodes"] == 1
-    assert "round_001" in client.predict(rows[-1][10], api_name="/use_adapter")
+    assert "round_001" in client.predict(str(ctrl.policy_dir), rows[-1][10], api_name="/use_policy")
     assert ctrl.adapter.endswith("round_001")
 
 

@@ -75,3 +75,36 @@ def test_expert_goals_follow_the_policys_goal_frame(tmp_path):
         assert not np.array_equal(stored, final["head"])
     finally:
         ctrl.close()
+
+
+def test_the_lab_switches_its_base_policy(tiny_policy_dir, tiny_dp_gc_dir, tmp_path):
+    import pytest
+
+    from a2g_core.store import crud
+    from app.controller import LabError
+    ctrl = LabController(tiny_policy_dir, tmp_path / "lab")
+    try:
+        sid = ctrl.new_session()
+        ctrl.sim_reset(sid, "place_empty_cup", "easy", 3)
+        ctrl.goal_expert(sid, "place_empty_cup", "easy", 3)
+        ctrl.exec_step(sid, False)                         # a rollout of the first base is open
+        assert "dp_gc64 (no adapter)" in ctrl.use_policy(str(tiny_dp_gc_dir))
+        assert not ctrl.policy.config.use_world_model and ctrl.adapter is None
+        ctrl.exec_step(sid, False)                         # the switch closed it; this chunk opens the next
+        ctrl.exec_stop(sid)
+        assert [r.policy for r in sorted(crud.list_rollouts(ctrl.engine), key=lambda r: r.id)] == [str(tiny_policy_dir), str(tiny_dp_gc_dir)]
+        assert {str(tiny_policy_dir), str(tiny_dp_gc_dir)} <= set(ctrl.policies())
+
+        with pytest.raises(LabError, match="is not a policy checkpoint"):
+            ctrl.use_policy(str(tmp_path / "nothing"))
+        adapter = tmp_path / "round_001"                   # a round of the first base, its adapter on the second
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+        r = crud.create_round(ctrl.engine, number=1, config={"run": "r"}, base=str(tiny_policy_dir), parent_adapter=None)
+        crud.update_round(ctrl.engine, round_id=r.id, status="done", adapter=str(adapter), metrics={"success": 0.5})
+        with pytest.raises(LabError, match="That adapter was trained on .*tiny64, not on .*dp_gc64"):
+            ctrl.use_policy(str(tiny_dp_gc_dir), str(adapter))
+        assert ctrl.adapters() == [] and ctrl.adapters(tiny_policy_dir)[0][1] == str(adapter)
+        assert ctrl.policy_dir == tiny_dp_gc_dir           # nothing changed by the refusals
+    finally:
+        ctrl.close()
