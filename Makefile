@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test bench checkpoint checkpoint-cup lerobot-check clean
+.PHONY: help venv run test bench checkpoint checkpoint-task lerobot-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,23 +56,26 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 		--log "DP-GC=$(RUNS)/dp_gc/log.jsonl" --log "w/o MSTH=$(RUNS)/no_msth/log.jsonl" \
 		--out assets/checkpoints/tiny/training.png
 
-# The single-task Act2Goal that succeeds on easy place_empty_cup: clean + DART expert data, the shipped VAE,
-# stage 1 (L_v + 0.1 L_a, fixed horizon) for 4000 steps, then the paper's stage 2 (L_a end to end) for 4000
-# (two threads; about 1.5 hours on 2 cores) -> assets/checkpoints/cup.
-CUP_DATA ?= sessions/data/cup_dart64
-CUP = --data $(CUP_DATA) --task place_empty_cup --mode easy --steps 4000
-checkpoint-cup: $(STAMP)  ## train the single-task place_empty_cup checkpoint (about 1.5 hours on 2 cores)
-	$(BIN)/python -m a2g_core gen-data --task place_empty_cup --mode easy --episodes 100 --workers 2 --resolution 64 \
-		--out $(CUP_DATA)
-	$(BIN)/python -m a2g_core gen-data --task place_empty_cup --mode easy --episodes 500 --seed-start 1000 \
-		--noise 0.015 --workers 2 --resolution 64 --out $(CUP_DATA)
-	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(CUP) --out $(RUNS)/cup_s1
-	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/cup_s1/final $(CUP) --out $(RUNS)/cup_s2
-	rm -rf assets/checkpoints/cup && mkdir -p assets/checkpoints/cup && cp -r $(RUNS)/cup_s2/final/. assets/checkpoints/cup/
-	cp $(RUNS)/cup_s1/log.jsonl assets/checkpoints/cup/train_log_stage1.jsonl
-	cp $(RUNS)/cup_s2/log.jsonl assets/checkpoints/cup/train_log_stage2.jsonl
-	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/cup_s1/log.jsonl" --log "stage 2=$(RUNS)/cup_s2/log.jsonl" \
-		--out assets/checkpoints/cup/training.png
+# A single-task Act2Goal, the recipe that succeeds (README, model section, item 9): 100 clean and 500 DART
+# expert episodes of TASK per mode, the shipped VAE, stage 1 (L_v + 0.1 L_a, fixed horizon) for 4000 steps,
+# then the paper's stage 2 (L_a end to end) for 4000 -> assets/checkpoints/TASK (about 45 minutes on 2 cores).
+TASK ?= place_empty_cup
+TASK_MODE ?= all
+TASK_DATA = sessions/data/$(TASK)_dart64
+ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000
+checkpoint-task: $(STAMP)  ## train one task's checkpoint: make checkpoint-task TASK=move_can_pot (about 45 min)
+	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution 64 \
+		--out $(TASK_DATA)
+	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 500 --seed-start 1000 \
+		--noise 0.015 --workers 2 --resolution 64 --out $(TASK_DATA)
+	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) --out $(RUNS)/$(TASK)_s1
+	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(TASK)_s1/final $(ONE) --out $(RUNS)/$(TASK)_s2
+	rm -rf assets/checkpoints/$(TASK) && mkdir -p assets/checkpoints/$(TASK) && \
+		cp -r $(RUNS)/$(TASK)_s2/final/. assets/checkpoints/$(TASK)/
+	cp $(RUNS)/$(TASK)_s1/log.jsonl assets/checkpoints/$(TASK)/train_log_stage1.jsonl
+	cp $(RUNS)/$(TASK)_s2/log.jsonl assets/checkpoints/$(TASK)/train_log_stage2.jsonl
+	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(TASK)_s1/log.jsonl" \
+		--log "stage 2=$(RUNS)/$(TASK)_s2/log.jsonl" --out assets/checkpoints/$(TASK)/training.png
 
 LR := sessions/lerobot-check
 lerobot-check: $(STAMP)  ## export a small dataset and open it with LeRobot's own reader (separate .venv-lerobot)

@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--per-task", type=int, default=None,
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
     t.add_argument("--task", default=None, help="stages 1-2: train on these tasks only (comma-separated; default all)")
-    t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or both (default both)")
+    t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or all (default all)")
     t.add_argument("--state-noise", type=float, default=0.0,
                    help="stage 1: std of noise on the normalised proprio input while training, so the expert "
                         "reads the images rather than the exact pose (default 0)")
