@@ -93,6 +93,21 @@ def test_imagine(policy):
     assert out["num_proximal"] == 2
 
 
+def test_imagining_does_not_change_the_actions(policy):
+    """The lab imagines before every chunk it records; the chunks a seed gets must not depend on that."""
+    obs, goal = make_obs()
+    policy.reset(seed=3)
+    plain = [policy.predict_action_chunk(obs, goal) for _ in range(2)]
+    policy.reset(seed=3)
+    imagined = []
+    for _ in range(2):
+        policy.imagine(obs, goal)
+        imagined.append(policy.predict_action_chunk(obs, goal))
+    for a, b in zip(plain, imagined):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(plain[0], plain[1])             # the noise still moves on from chunk to chunk
+
+
 def test_save_load_is_exact(policy, tmp_path):
     policy.set_normalization(np.random.rand(50, 5) * 3, np.random.rand(50, 18, 5) * 2, np.random.rand(50, 5),
                              np.random.rand(50, 2, 4, 4, 4))

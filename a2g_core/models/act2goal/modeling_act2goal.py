@@ -215,7 +215,10 @@ class Act2GoalPolicy(nn.Module):
         self.vae = vae
         self.stage = 1
         self._queue: list[np.ndarray] = []
+        # control's noise and imagine's are separate streams: imagining (the lab records it every chunk)
+        # never changes which actions a seed gets
         self._generator = torch.Generator().manual_seed(0)
+        self._imagine_generator = torch.Generator().manual_seed(0)
         self._goal_cache: tuple[bytes, torch.Tensor] | None = None   # the goal stays put across chunks
 
     # ------------------------------------------------------------------ normalisation
@@ -332,8 +335,8 @@ class Act2GoalPolicy(nn.Module):
         a_off = torch.as_tensor(msth.action_offsets(cfg, K))[None].expand(b, -1)
         return obs_lat, goal_lat, state, f_off, a_off
 
-    def _noise(self, shape) -> torch.Tensor:
-        return torch.randn(shape, generator=self._generator)
+    def _noise(self, shape, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(shape, generator=generator or self._generator)
 
     @torch.no_grad()
     def predict_chunk(self, obs: dict, goal: dict, K: int | None = None) -> dict:
@@ -374,6 +377,7 @@ class Act2GoalPolicy(nn.Module):
     def reset(self, seed: int = 0) -> None:
         self._queue = []
         self._generator.manual_seed(seed)
+        self._imagine_generator.manual_seed(seed)
 
     @torch.no_grad()
     def imagine(self, obs: dict, goal: dict, K: int | None = None, steps: int | None = None) -> dict:
@@ -383,7 +387,7 @@ class Act2GoalPolicy(nn.Module):
             raise ValueError("This policy (DP-GC) has no world model, so it cannot imagine.")
         obs_lat, goal_lat, _, f_off, _ = self._inputs(obs, goal, K)
         b, v = obs_lat.shape[:2]
-        noise = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]))
+        noise = self._noise((b, v, f_off.shape[1], *obs_lat.shape[2:]), self._imagine_generator)
         lat = euler_integrate(lambda x, s: self.world_model(obs_lat, goal_lat, x, s, f_off)[0], noise,
                               steps or self.config.imagine_steps)
         frames = self.vae.decode(self.world_model.standardize(lat, inverse=True)[0])     # (V, F, H, W, 3)
