@@ -90,8 +90,7 @@ class LabController:
         self.root.mkdir(parents=True, exist_ok=True)
         self.engine = open_db(db or self.root / "lab.db")
         crud.fail_stale_rounds(self.engine)
-        if not any(c.path == str(self.policy_dir) for c in crud.list_checkpoints(self.engine, kind="base")):
-            crud.add_checkpoint(self.engine, path=str(self.policy_dir), kind="base", note="loaded by the lab")
+        self._register(self.policy_dir)
         self.adapter: str | None = None
         self.policy = Act2GoalPolicy.from_pretrained(self.policy_dir)
         self.resolution = self.policy.config.resolution     # of every session's simulator, whichever policy runs
@@ -173,11 +172,15 @@ class LabController:
         if policy.config.resolution != self.resolution:
             raise LabError(f"{policy_dir} takes {policy.config.resolution} px frames but the lab's simulators run at "
                            f"{self.resolution} px; start the lab with --policy {policy_dir} instead.")
-        if str(policy_dir) not in [c.path for c in crud.list_checkpoints(self.engine, kind="base")]:
-            crud.add_checkpoint(self.engine, path=str(policy_dir), kind="base", note="loaded by the lab")
+        self._register(policy_dir)
         with self._policy_lock:
             self.policy, self.policy_dir, self.adapter = policy, policy_dir, adapter
         return f"The lab's policy is now {policy_dir}" + (f" + {adapter}" if adapter else " (no adapter)") + "."
+
+    def _register(self, policy_dir: Path) -> None:
+        """Record a base checkpoint the lab loaded, once."""
+        if str(policy_dir) not in [c.path for c in crud.list_checkpoints(self.engine, kind="base")]:
+            crud.add_checkpoint(self.engine, path=str(policy_dir), kind="base", note="loaded by the lab")
 
     def adapters(self, policy_dir: str | Path | None = None) -> list[tuple[str, str]]:
         """(label, path) of every finished round's adapter on ``policy_dir`` (default: the current base), newest last."""
