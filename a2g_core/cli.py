@@ -209,8 +209,9 @@ def cmd_eval(args) -> int:
         bar.set_postfix_str(f"{r['task']}/{r['mode']} seed {r['seed']} {'ok' if r['success'] else 'fail'}; "
                             f"success {wins[0]}/{done}")
 
-    if args.adapter is not None and not (args.adapter / "adapter_config.json").exists():
-        raise ValueError(f"{args.adapter} is not a LoRA adapter folder (no adapter_config.json).")
+    if args.adapter is not None:
+        from a2g_core.models.lora import check_adapter
+        check_adapter(args.adapter)                       # before any worker starts
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
                              adapter=args.adapter, seed_start=args.seed_start, words=words, progress=on_episode)
     bar.close()

@@ -162,13 +162,13 @@ class LabController:
         policy_dir, adapter = Path(policy_dir or self.policy_dir), adapter or None
         if not (policy_dir / "policy.json").exists():
             raise LabError(f"{policy_dir} is not a policy checkpoint (it has no policy.json).")
-        if adapter is not None:
-            if not (Path(adapter) / "adapter_config.json").exists():
-                raise LabError(f"{adapter} is not an adapter folder.")
-            bases = {r.base for r in crud.list_rounds(self.engine) if r.adapter == adapter}
-            if bases and str(policy_dir) not in bases:
-                raise LabError(f"That adapter was trained on {bases.pop()}, not on {policy_dir}.")
-        policy = Act2GoalPolicy.from_pretrained(policy_dir, adapter=adapter)
+        bases = {r.base for r in crud.list_rounds(self.engine) if adapter and r.adapter == adapter}
+        if bases and str(policy_dir) not in bases:
+            raise LabError(f"That adapter was trained on {bases.pop()}, not on {policy_dir}.")
+        try:                                          # the loader's own check of the adapter folder
+            policy = Act2GoalPolicy.from_pretrained(policy_dir, adapter=adapter)
+        except ValueError as e:
+            raise LabError(str(e)) from None
         if policy.config.resolution != self.resolution:
             raise LabError(f"{policy_dir} takes {policy.config.resolution} px frames but the lab's simulators run at "
                            f"{self.resolution} px; start the lab with --policy {policy_dir} instead.")

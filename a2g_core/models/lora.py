@@ -13,6 +13,13 @@ LORA_TARGETS = (r"(world_model|expert)\.blocks\.\d+\.((attn1|attn2)\.(to_q|to_k|
                 r"|ff\.net\.(0\.proj|2))")
 
 
+def check_adapter(adapter: str | Path) -> Path:
+    """``adapter`` as a Path if it is a saved LoRA adapter folder; one sentence otherwise."""
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise ValueError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json).")
+    return Path(adapter)
+
+
 def wrap_with_lora(policy: torch.nn.Module, *, rank: int = 64, alpha: float | None = None,
                    adapter: str | Path | None = None):
     """The policy with its base frozen and trainable LoRA adapters: new ones of ``rank``, or the
@@ -21,8 +28,6 @@ def wrap_with_lora(policy: torch.nn.Module, *, rank: int = 64, alpha: float | No
     if rank < 1:
         raise ValueError("The LoRA rank must be at least 1.")
     if adapter is not None:
-        if not (Path(adapter) / "adapter_config.json").exists():
-            raise ValueError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json).")
-        return PeftModel.from_pretrained(policy, str(adapter), is_trainable=True)
+        return PeftModel.from_pretrained(policy, str(check_adapter(adapter)), is_trainable=True)
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0, target_modules=LORA_TARGETS)
     return get_peft_model(policy, config)
