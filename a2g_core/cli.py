@@ -206,14 +206,15 @@ def cmd_eval(args) -> int:
     def on_episode(done, total, r):
         wins[0] += r["success"]
         progress(done, total, {})
-        bar.set_postfix_str(f"{r['task']}/{r['mode']} seed {r['seed']} {'ok' if r['success'] else 'fail'}; "
+        bar.set_postfix_str(f"{r['task']}/{r['mode']} seed {r['seed']}/{r['noise_seed']} {'ok' if r['success'] else 'fail'}; "
                             f"success {wins[0]}/{done}")
 
     if args.adapter is not None:
         from a2g_core.models.lora import check_adapter
         check_adapter(args.adapter)                       # before any worker starts
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
-                             adapter=args.adapter, seed_start=args.seed_start, words=words, progress=on_episode)
+                             adapter=args.adapter, seed_start=args.seed_start, words=words, scenario=args.scenario,
+                             progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | mean steps |")
     print("|---|---|---|---|---|---|")
@@ -228,7 +229,7 @@ def cmd_eval(args) -> int:
         for r in reports:
             crud.add_evaluation(engine, policy=str(args.policy), adapter=args.adapter and str(args.adapter), method=method,
                                 task=r["task"], mode=r["mode"], episodes=r["episodes"], success=r["success"],
-                                ci95=tuple(r["ci95"]), suite="eval")
+                                ci95=tuple(r["ci95"]), scenario=args.scenario, suite="eval")
         print(f"recorded in {args.db} (the lab's Benchmarks tab)")
     return 0
 
@@ -243,7 +244,7 @@ def cmd_improve(args) -> int:
                         max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
                         rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
                         workers=args.workers, anchor=str(args.anchor) if args.anchor else None,
-                        anchor_fraction=args.anchor_fraction)
+                        anchor_fraction=args.anchor_fraction, scenario=args.scenario)
     if not (Path(args.policy) / "policy.json").exists():
         raise ValueError(f"{args.policy} is not a policy folder (no policy.json).")
     engine = open_db(args.db)
@@ -567,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=20, help="episodes per task and mode (default 20)")
     e.add_argument("--workers", type=int, default=1)
     e.add_argument("--seed-start", type=int, default=10_000, help="first seed (default 10000, unseen in training)")
+    e.add_argument("--scenario", type=int, default=None,
+                   help="play every episode in the scene of this one seed; the seeds from --seed-start then only draw "
+                        "the policy's noise (the paper's self-improvement scenarios; default: one scene per seed)")
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
     e.add_argument("--db", default=str(DEFAULT_DB),
@@ -623,6 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "meant to keep the rounds from drifting away from what the base learned (not the paper's recipe; default none)")
     im.add_argument("--anchor-fraction", type=float, default=0.5,
                     help="share of each batch the anchor's windows take (default 0.5); the buffer still gets --epochs")
+    im.add_argument("--scenario", type=int, default=None,
+                    help="roll out and evaluate in the one scene of this seed, as the paper's §5.4 does (one scenario "
+                         "per hard-mode task); episodes then differ only in the policy's noise (default: rollouts on "
+                         "seeds 20000+, evaluation on the unseen seeds 10000+)")
     im.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per round (default 10; 0 skips)")
     im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
     im.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"lab database (default {DEFAULT_DB})")

@@ -277,10 +277,13 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
     gr.Markdown("One round: roll the policy out in the simulator until the replay buffer holds *buffer* executed "
                 "chunks, relabel each chunk's goal as the observation it reached (hindsight), train only LoRA "
                 "parameters, evaluate. Runs `python -m a2g_core improve` in the background; every round is a row "
-                "in the lab database.")
+                "in the lab database. With a *scenario* every rollout and evaluation plays that one seed's scene "
+                "(the paper's §5.4: one scenario per hard-mode task) and episodes differ only in the policy's noise.")
     with gr.Row():
         task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="task")
         mode = gr.Radio(list(MODES), value="hard", label="mode")
+        scenario = gr.Number(value=None, precision=0, minimum=0, label="scenario: one scene's seed (empty: a new "
+                             "scene per rollout, evaluation on the unseen seeds)")
         source = gr.Radio(["all", "success", "failure"], value="all", label="rollouts used")
         relabel = gr.Radio([("reached by the chunk (paper)", "chunk"), ("any later reached (HER future)", "future")],
                            value="chunk", label="relabelled goal")
@@ -328,14 +331,14 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         return (msg, st["log"], rows, plots.rounds_plot(st["rounds"], base), gr.update(choices=choices),
                 gr.Timer(active=st["running"]))
 
-    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_, an, af):
+    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_, an, af, sc):
         msg = ctrl.improve_start(task=t, mode=m, source=src, rounds=n, buffer=b, epochs=e, rank=rk, eval_episodes=ev,
-                                 max_rollouts=mr, relabel=rl, lr=lr_, anchor=an, anchor_fraction=af)
+                                 max_rollouts=mr, relabel=rl, lr=lr_, anchor=an, anchor_fraction=af, scenario=sc)
         return msg, gr.Timer(active=True)
 
     outs = [state, log, table, plot, adapter, timer]
     start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts, relabel, lr,
-                                   anchor, anchor_fraction],
+                                   anchor, anchor_fraction, scenario],
                 [state, timer], api_name="improve_start")
     timer.tick(poll, None, outs, api_name="improve_status")
     policy.change(lambda p: gr.update(choices=[("none (base)", "")] + ctrl.adapters(p), value=""), [policy], [adapter],

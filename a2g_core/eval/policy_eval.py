@@ -1,7 +1,9 @@
 """Closed-loop evaluation of a policy in the simulator: success with a 95% interval.
 
 The goal for a seed is the final frame of the scripted expert on the same seed (paper §5.2), so
-the scene the policy starts from is exactly the one the goal image was made in.
+the scene the policy starts from is exactly the one the goal image was made in. With a
+``scenario`` every episode plays the one scene of that seed and the seeds only draw the policy's
+noise (paper §5.4: self-improvement on one scenario of a task).
 """
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ def load_policy(path, adapter=None):
     return Act2GoalPolicy.from_pretrained(path, adapter=adapter)
 
 
-def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None, record: bool = False) -> dict:
-    """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit. With
-    ``record``, ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]``
-    the (t0, t1) step ranges of the executed chunks: the transitions of hindsight replay."""
+def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None, record: bool = False,
+                noise_seed: int | None = None) -> dict:
+    """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit; the
+    policy's noise is seeded with ``noise_seed`` (default: ``seed``). With ``record``,
+    ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]`` the (t0, t1)
+    step ranges of the executed chunks: the transitions of hindsight replay."""
     from a2g_core.sim.rollout import Episode
     obs, info = env.reset(seed=seed)
-    policy.reset(seed=seed)
+    policy.reset(seed=seed if noise_seed is None else noise_seed)
     limit = max_steps or env.max_steps
     frames = {v: [f] for v, f in obs["images"].items()} if record else None
     states, actions = [obs["state"]], []
@@ -41,7 +45,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
             actions.append(info["action"])
         if info["is_success"] or terminated or truncated:
             break
-    out = {"seed": seed, "success": bool(info["is_success"]), "steps": step + 1}
+    out = {"seed": seed, "noise_seed": seed if noise_seed is None else noise_seed,
+           "success": bool(info["is_success"]), "steps": step + 1}
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
@@ -52,7 +57,7 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
 
 
 def _episode_job(job) -> dict:
-    path, adapter, task, mode, seed, words, max_steps = job
+    path, adapter, task, mode, seed, noise_seed, words, max_steps = job
     import torch
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
@@ -65,7 +70,7 @@ def _episode_job(job) -> dict:
     if key not in _WORKER_CACHE:
         _WORKER_CACHE[key] = make_env(task, mode, res, words=list(words) if words else None)
     goal, ok = expert_goal(task, mode, seed, res, words, frame=policy.config.goal_frame)
-    out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps)
+    out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps, noise_seed=noise_seed)
     out.update(task=task, mode=mode, expert_success=ok)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
@@ -73,16 +78,20 @@ def _episode_job(job) -> dict:
 
 def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1, adapter=None,
              seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
-             progress: Callable[[int, int, dict], None] | None = None) -> dict:
+             scenario: int | None = None, progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """One task and mode; see ``evaluate_cells``."""
     return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers, adapter=adapter,
-                          seed_start=seed_start, words=words, max_steps=max_steps, progress=progress)[0]
+                          seed_start=seed_start, words=words, max_steps=max_steps, scenario=scenario,
+                          progress=progress)[0]
 
 
 def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1, adapter=None,
                    seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
+                   scenario: int | None = None,
                    progress: Callable[[int, int, dict], None] | None = None) -> list[dict]:
     """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool.
+    Episode i plays seed ``seed_start + i``, or with ``scenario`` the scene of that one seed every
+    time, with the policy's noise seeded ``seed_start + i``.
     ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's).
     ``max_steps``: end episodes earlier than the task's own limit (quick checks)."""
     from a2g_core.sim import MODES, TASKS
@@ -97,7 +106,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
         raise ValueError("--episodes and --workers must be at least 1.")
     load_policy(policy_path, adapter)  # fail here, in one sentence, if the checkpoint is bad
     adapter = str(adapter) if adapter else None
-    jobs = [(str(policy_path), adapter, task, mode, s, tuple(words) if words else None, max_steps)
+    jobs = [(str(policy_path), adapter, task, mode, s if scenario is None else scenario, s,
+             tuple(words) if words else None, max_steps)
             for task, mode in cells for s in range(seed_start, seed_start + episodes)]
     results: dict[tuple, list] = {cell: [] for cell in cells}
     if workers == 1:
@@ -119,5 +129,5 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
         lo, hi = wilson(k, len(rs))
         reports.append({"task": task, "mode": mode, "episodes": len(rs), "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
-                        "results": sorted(rs, key=lambda r: r["seed"])})
+                        "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

@@ -242,10 +242,11 @@ def list_checkpoints(engine: Engine, *, kind: str | None = None) -> list[Checkpo
 
 def add_evaluation(engine: Engine, *, policy: str, task: str, mode: str, episodes: int, success: float,
                    ci95: tuple[float, float], method: str = "", adapter: str | None = None,
-                   round_id: int | None = None, suite: str = "") -> Evaluation:
+                   round_id: int | None = None, suite: str = "", scenario: int | None = None) -> Evaluation:
     with session(engine) as s:
         e = Evaluation(policy=str(policy), adapter=adapter, method=method, task=task, mode=mode, episodes=episodes,
-                       success=success, ci_low=ci95[0], ci_high=ci95[1], round_id=round_id, suite=suite)
+                       success=success, ci_low=ci95[0], ci_high=ci95[1], round_id=round_id, suite=suite,
+                       scenario=scenario)
         s.add(e)
     return e
 

@@ -15,7 +15,9 @@ DEFAULT_DB = Path("sessions/lab/lab.db")          # the lab's own: CLI runs show
 
 # version -> SQL statements that bring a database of version-1 to it. Version 1 is the first
 # release, created from the tables; append a step here for every later change to the schema.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE evaluation ADD COLUMN scenario INTEGER"],     # evaluations in one scene (eval/improve --scenario)
+}
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

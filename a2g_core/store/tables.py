@@ -101,3 +101,4 @@ class Evaluation(SQLModel, table=True):
     ci_high: float = 1.0
     round_id: Optional[int] = Field(default=None, foreign_key="improvementround.id")
     suite: str = ""                                        # e.g. "paper", "improve"
+    scenario: Optional[int] = None                         # every episode in this seed's scene (policy noise varies)

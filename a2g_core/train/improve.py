@@ -42,6 +42,7 @@ class ImproveConfig:
     max_steps: int | None = None     # per rollout and evaluation episode; None: the task's own limit
     anchor: str | None = None        # expert dataset whose windows share every batch (not the paper's recipe)
     anchor_fraction: float = 0.5     # the share of each batch they take
+    scenario: int | None = None      # roll out and evaluate in this seed's scene only (paper §5.4)
 
     def __post_init__(self):
         from a2g_core.sim import MODES, TASKS
@@ -103,26 +104,26 @@ def run_rounds(engine, run: Path, status: str | None = "done") -> list[Improveme
 def _evaluate(engine, base, adapter, cfg: ImproveConfig, round_id, run: Path) -> dict:
     from a2g_core.eval.policy_eval import evaluate
     rep = evaluate(base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes, workers=cfg.workers,
-                   adapter=adapter, max_steps=cfg.max_steps)
+                   adapter=adapter, max_steps=cfg.max_steps, scenario=cfg.scenario)
     crud.add_evaluation(engine, policy=str(base), adapter=str(adapter) if adapter else None, method="act2goal",
                         task=cfg.task, mode=cfg.mode, episodes=rep["episodes"], success=rep["success"],
-                        ci95=tuple(rep["ci95"]), round_id=round_id, suite=f"improve:{run}")
+                        ci95=tuple(rep["ci95"]), round_id=round_id, suite=f"improve:{run}", scenario=cfg.scenario)
     return rep
 
 
-def round_zero(engine, *, base, task: str, mode: str, episodes: int):
+def round_zero(engine, *, base, task: str, mode: str, episodes: int, scenario: int | None = None):
     """The base policy's evaluation (no adapter, no round) on these seeds, if it was measured."""
     for e in crud.list_evaluations(engine):
         if (e.suite.startswith("improve:") and e.round_id is None and e.adapter is None and e.policy == str(base)
-                and (e.task, e.mode, e.episodes) == (task, mode, episodes)):
+                and (e.task, e.mode, e.episodes, e.scenario) == (task, mode, episodes, scenario)):
             return e
     return None
 
 
 def baseline_success(engine, base, run: str | Path, cfg: ImproveConfig) -> dict:
     """Success of the base policy (round 0) on the evaluation seeds: measured once per policy, task,
-    mode and episode count, and shared by every run that asks (the seeds are the same)."""
-    e = round_zero(engine, base=base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes)
+    mode, scenario and episode count, and shared by every run that asks (the seeds are the same)."""
+    e = round_zero(engine, base=base, task=cfg.task, mode=cfg.mode, episodes=cfg.eval_episodes, scenario=cfg.scenario)
     if e is not None:
         return {"success": e.success, "ci95": [e.ci_low, e.ci_high], "episodes": e.episodes}
     return _evaluate(engine, base, None, cfg, None, Path(run))
@@ -163,9 +164,9 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
             for i in range(cfg.max_rollouts):
                 if len(crud.buffer(engine, **scope)) >= cfg.buffer_threshold:
                     break
-                seed = first + i
+                seed = first + i if cfg.scenario is None else cfg.scenario
                 goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution, frame=policy.config.goal_frame)
-                out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True)
+                out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True, noise_seed=first + i)
                 record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
                                adapter=parent, round_id=row.id, sim_success=out["success"])
                 say(f"rollout {i + 1}: {'success' if out['success'] else 'failure'} in {out['steps']} steps")

@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from a2g_core.store import crud
 from tests.app.conftest import free_port
 
 
@@ -104,14 +105,14 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     ctrl = lab[0]
     form = ("place_empty_cup", "easy", "all", 1, 5, 1, 4, 1, 1)
     with pytest.raises(Exception, match="learning rate must be a number above 0"):
-        client.predict(*form, "chunk", 0, "", 0.5, api_name="/improve_start")
+        client.predict(*form, "chunk", 0, "", 0.5, None, api_name="/improve_start")
     with pytest.raises(Exception, match="is not a dataset folder"):
-        client.predict(*form, "chunk", 3e-4, str(tmp_path), 0.5, api_name="/improve_start")
+        client.predict(*form, "chunk", 3e-4, str(tmp_path), 0.5, None, api_name="/improve_start")
     generate(tmp_path / "expert", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=64)
-    msg, _ = client.predict(*form, "future", 1e-3, str(tmp_path / "expert"), 0.25, api_name="/improve_start")
+    msg, _ = client.predict(*form, "future", 1e-3, str(tmp_path / "expert"), 0.25, 7, api_name="/improve_start")
     assert msg.startswith("Started")
     with pytest.raises(Exception, match="already running"):
-        client.predict(*form, "chunk", 3e-4, "", 0.5, api_name="/improve_start")
+        client.predict(*form, "chunk", 3e-4, "", 0.5, None, api_name="/improve_start")
     deadline = time.time() + 300
     while time.time() < deadline:
         state, log, table, plot, adapter, _ = client.predict(api_name="/improve_status")
@@ -121,9 +122,10 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     assert "finished" in state, log
     rows = table["data"]
     assert rows[-1][3] == "done" and rows[-1][10].endswith("round_001")
-    assert rows[-1][1] == f"{ctrl.policy_dir.name}-place_empty_cup-easy-all-future-lr0.001-anchor0.25"
+    assert rows[-1][1] == f"{ctrl.policy_dir.name}-place_empty_cup-easy-all-future-lr0.001-anchor0.25-scene7"
     r = ctrl.improve_status()["rounds"][-1]
-    assert (r.config["relabel"], r.config["lr"], r.config["anchor_fraction"]) == ("future", 1e-3, 0.25)
+    assert (r.config["relabel"], r.config["lr"], r.config["anchor_fraction"], r.config["scenario"]) == ("future", 1e-3, 0.25, 7)
+    assert {ro.seed for ro in crud.list_rollouts(ctrl.engine, round_id=r.id)} == {7}
     assert r.config["anchor"] == str(tmp_path / "expert") and r.metrics["anchor_episodes"] == 1
     assert "round_001" in client.predict(str(ctrl.policy_dir), rows[-1][10], api_name="/use_policy")
     assert ctrl.adapter.endswith("round_001")

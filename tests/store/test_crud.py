@@ -123,3 +123,19 @@ def test_several_processes_open_a_new_file_at_once(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "lab.db")]) for _ in range(4)]
     assert [p.wait() for p in procs] == [0, 0, 0, 0]
     assert len(crud.list_goals(open_db(tmp_path / "lab.db"))) == 4
+
+
+def test_a_first_release_database_is_migrated_in_place(tmp_path):
+    path = tmp_path / "v1.db"
+    crud.add_evaluation(open_db(path), policy="ckpt", task="plating", mode="easy", episodes=2, success=0.5,
+                        ci95=(0.1, 0.9))
+    con = sqlite3.connect(path)                              # make it what the first release wrote
+    con.execute("ALTER TABLE evaluation DROP COLUMN scenario")
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+    engine = open_db(path)
+    crud.add_evaluation(engine, policy="ckpt", task="plating", mode="hard", episodes=2, success=0.0,
+                        ci95=(0.0, 0.8), scenario=10_003)
+    assert [(e.mode, e.scenario) for e in crud.list_evaluations(engine)] == [("easy", None), ("hard", 10_003)]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -15,7 +15,7 @@ from a2g_core.data.replay import HindsightReplay
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.lora import wrap_with_lora
 from a2g_core.store import crud, open_db
-from a2g_core.train.improve import ImproveConfig, improvement_round, mixed_sampler
+from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round, mixed_sampler, round_zero
 from a2g_core.train.loop import TrainConfig, train
 
 CFG = ImproveConfig(task="place_empty_cup", mode="easy", buffer_threshold=5, max_rollouts=1, epochs=2, rank=4,
@@ -123,6 +123,19 @@ def test_round_with_an_expert_anchor(tiny_policy_dir, tmp_path):
         dataclasses.replace(cfg, anchor_fraction=0.1)
     with pytest.raises(ValueError, match="not a dataset folder"):
         dataclasses.replace(cfg, anchor=str(tmp_path / "nowhere"))
+
+
+def test_a_round_in_one_scenario(tiny_policy_dir, tmp_path):
+    engine = open_db(tmp_path / "lab.db")
+    cfg = dataclasses.replace(CFG, buffer_threshold=100, max_rollouts=2, eval_episodes=2, max_steps=12, scenario=7)
+    baseline_success(engine, tiny_policy_dir, tmp_path / "run", cfg)
+    r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
+    assert [ro.seed for ro in crud.list_rollouts(engine, round_id=r.id)] == [7, 7]   # the scene; the noise differs
+    assert [e.scenario for e in crud.list_evaluations(engine)] == [7, 7]
+    # round 0 of a scenario is not round 0 of the unseen seeds, nor of another scenario
+    assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2, scenario=7)
+    assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2) is None
+    assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2, scenario=8) is None
 
 
 def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
