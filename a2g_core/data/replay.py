@@ -1,14 +1,19 @@
 """Hindsight replay (paper §4.5, HER): every executed chunk is a transition (o, c_p, a, o'), and
-relabelling makes the observation actually reached the goal, g' = o'. The MSTH targets of the
-sample come from what was reached too (frames and actions between o and o'; past o' the last one
-repeats), so a failed rollout teaches as much as a successful one: "this is how you get there".
+relabelling makes the observation actually reached the goal, g' = o'. The sample's action targets
+are the actions taken between o and o' and only those (the paper: "optimise action prediction
+toward the stored action a"); the MSTH offsets past o' have no action taken towards g', so the loss
+masks them out rather than invent one. A failed rollout teaches as much as a successful one: "this
+is how you get there".
 
 Which reached observation is the goal (``goal``):
-- ``chunk``: the one the chunk ended on, the paper's g' = o' (E steps ahead: a near goal, and the
-  targets past it repeat "stay");
+- ``chunk``: the one the chunk ended on, the paper's g' = o' (E steps ahead: a near goal);
 - ``future``: any observation the rollout reached from there to its end, uniformly (HER's
   "future" strategy; the chunk's own end is one of them). Goals then lie as far ahead as the task
-  goals the policy is evaluated on, and the targets are the whole way there."""
+  goals the policy is evaluated on, and the targets are the whole way there.
+
+Measured (README, self-improvement): with "stay" as the targets past o' instead of the mask, one
+round of the paper's relabelling on *expert* episodes took a policy from 0.10 to 0.00 in its
+scenario, while the same episodes with their task goals kept it at 0.10."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,7 +71,7 @@ class HindsightReplay:
         end = t1 if goal_step is None else goal_step
         if not t1 <= end <= len(ro.actions):
             raise ValueError(f"Goal step {end} is not reached after chunk ({t0}, {t1}) of a {len(ro.actions)}-step rollout.")
-        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, end, self.horizon)
+        return msth_window(self.cfg, ro.latents, ro.states, ro.actions, t0, end, self.horizon, supervise_past_end=False)
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         if not self.transitions:

@@ -51,13 +51,18 @@ class MSTHWindows:
 
 
 def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,
-                t: int, end: int, horizon: int | None = None) -> dict[str, np.ndarray]:
+                t: int, end: int, horizon: int | None = None, supervise_past_end: bool = True) -> dict[str, np.ndarray]:
     """A training sample at step ``t`` whose goal is the frame at step ``end``: the MSTH targets
     (frames, actions) come from the steps between, the last one repeating past ``end``. The offsets
     are those of K = ``horizon`` (the policy's control K), or of the steps left to ``end`` when None.
-    ``latents`` holds one (T+1, C, h, w) array per view."""
+    ``latents`` holds one (T+1, C, h, w) array per view. ``action_mask`` says which action targets
+    the loss reads: all of them, or without ``supervise_past_end`` only the actions taken up to
+    ``end`` (nothing was taken after a relabelled goal, so nothing there is a target)."""
     idx = msth.episode_indices(cfg, t, end, K=horizon)
+    mask = np.ones(len(idx["action_offsets"]), np.float32) if supervise_past_end else \
+        (t + idx["action_offsets"] <= end).astype(np.float32)
     return {
+        "action_mask": mask,
         "obs_latents": np.stack([l[t] for l in latents]).astype(np.float32),
         "goal_latents": np.stack([l[end] for l in latents]).astype(np.float32),
         "future_latents": np.stack([l[idx["frames"]] for l in latents]).astype(np.float32),

@@ -26,6 +26,10 @@ def test_goal_is_the_reached_observation():
         # MSTH targets come from what was reached: nothing after o' is ever used
         assert w["future_latents"].max() <= t1 and w["actions"].max() <= t1
         assert w["actions"][0, 0] == t0 + 1
+        # the loss reads only the actions taken on the way to o': nothing was done towards g' after it
+        kept = w["action_mask"] > 0
+        assert kept[0] and set(w["actions"][kept, 0]) == set(range(t0 + 1, t1 + 1))
+        assert (t0 + w["action_offsets"][kept] <= t1).all() and (t0 + w["action_offsets"][~kept] > t1).all()
 
 
 def test_sample_batches_and_bad_chunks():

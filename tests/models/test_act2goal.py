@@ -28,6 +28,22 @@ def test_losses_and_shapes(policy, stage):
     assert all(p.grad is None for p in policy.vae.parameters())                # the VAE stays frozen
 
 
+def test_action_mask_averages_only_the_targets_it_keeps(policy):
+    policy.stage = 2
+    torch.nn.init.normal_(policy.expert.head.proj.weight)      # the head starts at zero
+    batch, h = make_batch(b=2), TINY.msth.num_actions
+
+    def loss(mask=None):
+        torch.manual_seed(0)                                   # the same noise and flow time every call
+        return policy({**batch, "action_mask": mask} if mask is not None else batch)[0].detach()
+
+    full = loss()
+    torch.testing.assert_close(loss(torch.ones(2, h)), full)
+    each = [loss(torch.nn.functional.one_hot(torch.full((2,), i), h).float()) for i in range(h)]
+    torch.testing.assert_close(torch.stack(each).mean(), full)   # a kept target counts once, others not at all
+    assert len({round(x.item(), 6) for x in each}) == h
+
+
 def test_expert_block_i_reads_world_model_block_i(policy):
     """Changing world-model block 1's output changes the action velocity only through expert block 1."""
     torch.nn.init.normal_(policy.expert.head.proj.weight)      # the head starts at zero

@@ -264,7 +264,8 @@ class Act2GoalPolicy(nn.Module):
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Batch (from ``data.windows``): obs/goal latents (B, V, C, h, w), future latents
-        (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H)."""
+        (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H),
+        optionally action_mask (B, H): which action targets the loss reads (default all)."""
         f = self.config.num_future_frames
         std = self.world_model.standardize
         x0 = std(batch["future_latents"][:, :, :f])
@@ -286,7 +287,9 @@ class Act2GoalPolicy(nn.Module):
             st = st + self.config.state_noise * torch.randn_like(st)
         u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden,
                         self.expert.keypoints(obs_lat, goal_lat))
-        loss_a = F.mse_loss(u, velocity_target(a0, a_noise))
+        err = (u - velocity_target(a0, a_noise)) ** 2                  # (B, H, A)
+        mask = batch.get("action_mask")                                # (B, H): the targets to learn
+        loss_a = err.mean() if mask is None else (err * mask[..., None]).sum() / (mask.sum() * err.shape[-1])
         loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
         if self.stage == 1 and f:
             loss = loss_v + self.config.action_loss_weight * loss_a
