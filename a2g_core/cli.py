@@ -236,7 +236,7 @@ def cmd_eval(args) -> int:
 
 def cmd_improve(args) -> int:
     from a2g_core.store import open_db
-    from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round
+    from a2g_core.train.improve import ImproveConfig, base_probe, baseline_success, improvement_round
     if args.rounds < 1:
         raise ValueError("--rounds must be at least 1.")
     cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, relabel=args.relabel,
@@ -244,26 +244,29 @@ def cmd_improve(args) -> int:
                         max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
                         rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
                         workers=args.workers, anchor=str(args.anchor) if args.anchor else None,
-                        anchor_fraction=args.anchor_fraction, scenario=args.scenario)
+                        anchor_fraction=args.anchor_fraction, scenario=args.scenario,
+                        probe=str(args.probe) if args.probe else None)
     if not (Path(args.policy) / "policy.json").exists():
         raise ValueError(f"{args.policy} is not a policy folder (no policy.json).")
     engine = open_db(args.db)
     say = lambda msg: print(f"  {msg}", flush=True)
-    rows = []
-    if cfg.eval_episodes:
-        base = baseline_success(engine, args.policy, args.run, cfg)
-        print(f"round 0 (no adapter): success {base['success']:.2f} over {base['episodes']} episodes", flush=True)
-        rows.append((0, base["success"], "", ""))
+    nan = float("nan")
+    success = baseline_success(engine, args.policy, args.run, cfg)["success"] if cfg.eval_episodes else nan
+    probe = base_probe(args.policy, cfg) if cfg.probe else nan
+    print(f"round 0 (no adapter): success {success:.2f} over {cfg.eval_episodes} episodes; probe loss {probe:.4f}",
+          flush=True)
+    rows = [(0, success, probe, "", "")]
     for _ in range(args.rounds):
         r = improvement_round(engine, args.policy, args.run, cfg, progress=say)
         m, t = r.metrics, r.timings
         times = ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
-        print(f"round {r.number}: success {m.get('success', float('nan')):.2f}, {m['transitions']} transitions "
+        success, probe = m.get("success", nan), m.get("probe_loss") or nan
+        print(f"round {r.number}: success {success:.2f}, probe loss {probe:.4f}, {m['transitions']} transitions "
               f"from {m['rollouts']} rollouts; {times}; adapter {r.adapter}", flush=True)
-        rows.append((r.number, m.get("success", float("nan")), m["transitions"], times))
-    print("| round | success | transitions | time |\n|---|---|---|---|")
-    for n, s, k, times in rows:
-        print(f"| {n} | {s:.2f} | {k} | {times} |")
+        rows.append((r.number, success, probe, m["transitions"], times))
+    print("| round | success | probe loss | transitions | time |\n|---|---|---|---|---|")
+    for n, s, p, k, times in rows:
+        print(f"| {n} | {s:.2f} | {p:.4f} | {k} | {times} |")
     return 0
 
 
@@ -631,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="roll out and evaluate in the one scene of this seed, as the paper's §5.4 does (one scenario "
                          "per hard-mode task); episodes then differ only in the policy's noise (default: rollouts on "
                          "seeds 20000+, evaluation on the unseen seeds 10000+)")
+    im.add_argument("--probe", type=Path, default=None,
+                    help="expert dataset (gen-data): each round also reports the adapter's action loss on 256 fixed "
+                         "windows of its task and mode with their task goals, round 0 the base's; a rise means the "
+                         "round unlearns what the base knew (far less noisy than a success rate; default none)")
     im.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes per round (default 10; 0 skips)")
     im.add_argument("--workers", type=int, default=1, help="processes for evaluation (default 1)")
     im.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"lab database (default {DEFAULT_DB})")

@@ -43,6 +43,7 @@ class ImproveConfig:
     anchor: str | None = None        # expert dataset whose windows share every batch (not the paper's recipe)
     anchor_fraction: float = 0.5     # the share of each batch they take
     scenario: int | None = None      # roll out and evaluate in this seed's scene only (paper §5.4)
+    probe: str | None = None         # expert dataset: each round's action loss on its fixed windows
 
     def __post_init__(self):
         from a2g_core.sim import MODES, TASKS
@@ -63,6 +64,8 @@ class ImproveConfig:
             raise ValueError("max rollouts and evaluation episodes cannot be negative.")
         if self.anchor and not (Path(self.anchor) / "dataset.json").exists():
             raise ValueError(f"The anchor {self.anchor} is not a dataset folder (no dataset.json).")
+        if self.probe and not (Path(self.probe) / "dataset.json").exists():
+            raise ValueError(f"The probe {self.probe} is not a dataset folder (no dataset.json).")
         if self.anchor and not 0 < self.anchor_samples < self.batch_size:
             raise ValueError(f"An anchor fraction of {self.anchor_fraction} leaves no place in a batch of "
                              f"{self.batch_size} for the expert's windows or for the buffer's.")
@@ -83,17 +86,45 @@ def mixed_sampler(first: Callable, second: Callable, n_second: int) -> Callable:
     return sample
 
 
-def anchor_windows(policy, vae_dir: Path, cfg: ImproveConfig):
-    """Training windows of the expert episodes of ``cfg.anchor`` on the round's task and mode."""
+def expert_windows(policy, vae_dir: Path, data: str, cfg: ImproveConfig, role: str = "anchor"):
+    """Training windows (task goals) of the expert episodes in ``data`` on the round's task and mode."""
     from a2g_core.data.episodes import EpisodeStore
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
-    store = EpisodeStore(cfg.anchor, tasks=[cfg.task], modes=[cfg.mode])
+    store = EpisodeStore(data, tasks=[cfg.task], modes=[cfg.mode])
     if not len(store):
-        raise ValueError(f"The anchor dataset {cfg.anchor} has no successful {cfg.task} ({cfg.mode}) episodes.")
+        raise ValueError(f"The {role} dataset {data} has no successful {cfg.task} ({cfg.mode}) episodes.")
     root = build_latent_cache(store, policy.vae, vae_dir)
     return MSTHWindows(store, root, policy.config.msth, policy.config.views, policy.config.goal_frame,
                        policy.config.train_horizon)
+
+
+PROBE_WINDOWS, PROBE_BATCH = 256, 32
+
+
+def probe_loss(policy, windows) -> float:
+    """The action loss (stage 2's ``L_a``) of ``policy`` on 256 fixed expert windows, the same noise
+    every call: how much of the expert's behaviour a policy keeps, far less noisy than a success
+    rate over 20 episodes. The base's is round 0's; lower is better."""
+    import torch
+    rng = np.random.default_rng(0)
+    batches = [windows.sample(rng, PROBE_BATCH) for _ in range(PROBE_WINDOWS // PROBE_BATCH)]
+    stage, training = policy.stage, policy.training
+    policy.stage = 2
+    policy.eval()
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        loss = float(np.mean([policy(b)[1]["loss_action"].item() for b in batches]))
+    policy.stage = stage
+    policy.train(training)
+    return loss
+
+
+def base_probe(base: str | Path, cfg: ImproveConfig) -> float:
+    """``probe_loss`` of the base policy (round 0) on ``cfg.probe``."""
+    from a2g_core.eval.policy_eval import load_policy
+    policy = load_policy(base)
+    return probe_loss(policy, expert_windows(policy, Path(base) / "vae", cfg.probe, cfg, "probe"))
 
 
 def run_rounds(engine, run: Path, status: str | None = "done") -> list[ImprovementRound]:
@@ -194,7 +225,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         t = time.perf_counter()
         sample, anchor = replay.sample, None
         if cfg.anchor:
-            anchor = anchor_windows(policy, base / "vae", cfg)
+            anchor = expert_windows(policy, base / "vae", cfg.anchor, cfg)
             sample = mixed_sampler(replay.sample, anchor.sample, cfg.anchor_samples)
         model = wrap_with_lora(load_policy(base), rank=cfg.rank, adapter=parent)
         model.base_model.model.stage = 2
@@ -216,14 +247,18 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         timings["optimise"] = time.perf_counter() - t
         del model
 
-        # 4. evaluate the new adapter on the run's evaluation seeds
+        # 4. evaluate the new adapter on the run's evaluation seeds (and its probe loss)
         t = time.perf_counter()
         rep = _evaluate(engine, base, adapter, cfg, row.id, run) if cfg.eval_episodes else None
+        probe = None
+        if cfg.probe:
+            tuned = load_policy(base, adapter)
+            probe = probe_loss(tuned, expert_windows(tuned, base / "vae", cfg.probe, cfg, "probe"))
         timings["evaluate"] = time.perf_counter() - t
         collected = [r.sim_success for r in crud.list_rollouts(engine, round_id=row.id) if r.sim_success is not None]
         metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "optimise_steps": steps,
                    "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None,
-                   "anchor_episodes": len(anchor.lengths) if anchor else 0}
+                   "anchor_episodes": len(anchor.lengths) if anchor else 0, "probe_loss": probe}
         if rep is not None:
             metrics.update(success=rep["success"], ci95=rep["ci95"], eval_episodes=rep["episodes"])
         return crud.finish_round(engine, round_id=row.id, transition_ids=[tr.id for tr, _ in rows],

@@ -15,7 +15,8 @@ from a2g_core.data.replay import HindsightReplay
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.lora import wrap_with_lora
 from a2g_core.store import crud, open_db
-from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round, mixed_sampler, round_zero
+from a2g_core.train.improve import (ImproveConfig, base_probe, baseline_success, expert_windows, improvement_round,
+                                   mixed_sampler, probe_loss, round_zero)
 from a2g_core.train.loop import TrainConfig, train
 
 CFG = ImproveConfig(task="place_empty_cup", mode="easy", buffer_threshold=5, max_rollouts=1, epochs=2, rank=4,
@@ -113,9 +114,19 @@ def test_round_with_an_expert_anchor(tiny_policy_dir, tmp_path):
     from a2g_core.data.generate import generate
     generate(tmp_path / "expert", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=64)
     engine = open_db(tmp_path / "lab.db")
-    cfg = dataclasses.replace(CFG, eval_episodes=0, max_steps=40, anchor=str(tmp_path / "expert"), anchor_fraction=0.25)
+    cfg = dataclasses.replace(CFG, eval_episodes=0, max_steps=40, anchor=str(tmp_path / "expert"), anchor_fraction=0.25,
+                              probe=str(tmp_path / "expert"))
     r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
     assert r.status == "done" and r.metrics["anchor_episodes"] == 1 and r.config["anchor"] == cfg.anchor
+    # the probe: the same fixed windows and noise every time, and the round's adapter moved it
+    base = base_probe(tiny_policy_dir, cfg)
+    policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
+    windows = expert_windows(policy, tiny_policy_dir / "vae", cfg.probe, cfg, "probe")
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    torch.manual_seed(5)
+    assert probe_loss(policy, windows) == base > 0 and torch.equal(torch.rand(1), before)   # global RNG untouched
+    assert r.metrics["probe_loss"] > 0 and r.metrics["probe_loss"] != base
     # the buffer still gets its epochs: one of the four samples of each batch is the expert's
     assert r.metrics["optimise_steps"] == -(-cfg.epochs * r.metrics["transitions"] // 3)
     assert any((tmp_path / "expert" / "latents").iterdir())          # the expert's frames were encoded once
@@ -123,6 +134,8 @@ def test_round_with_an_expert_anchor(tiny_policy_dir, tmp_path):
         dataclasses.replace(cfg, anchor_fraction=0.1)
     with pytest.raises(ValueError, match="not a dataset folder"):
         dataclasses.replace(cfg, anchor=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="The probe .* is not a dataset folder"):
+        dataclasses.replace(cfg, probe=str(tmp_path / "nowhere"))
 
 
 def test_a_round_in_one_scenario(tiny_policy_dir, tmp_path):
