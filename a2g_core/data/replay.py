@@ -11,9 +11,9 @@ Which reached observation is the goal (``goal``):
   "future" strategy; the chunk's own end is one of them). Goals then lie as far ahead as the task
   goals the policy is evaluated on, and the targets are the whole way there.
 
-Measured (README, self-improvement): with "stay" as the targets past o' instead of the mask, one
-round of the paper's relabelling on *expert* episodes took a policy from 0.10 to 0.00 in its
-scenario, while the same episodes with their task goals kept it at 0.10."""
+Measured (README, self-improvement): with "stay" as the targets past o' instead of the mask, 45
+LoRA steps on *expert* episodes relabelled this way raised the policy's action loss on the
+expert's own windows from 0.18 to 0.48 (masked: 0.22; with the task goals: 0.19)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
