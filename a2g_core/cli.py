@@ -253,20 +253,21 @@ def cmd_improve(args) -> int:
     nan = float("nan")
     success = baseline_success(engine, args.policy, args.run, cfg)["success"] if cfg.eval_episodes else nan
     probe = base_probe(args.policy, cfg) if cfg.probe else nan
-    print(f"round 0 (no adapter): success {success:.2f} over {cfg.eval_episodes} episodes; probe loss {probe:.4f}",
-          flush=True)
+    probed = lambda loss: f"; probe loss {loss:.4f}" if cfg.probe else ""
+    print(f"round 0 (no adapter): success {success:.2f} over {cfg.eval_episodes} episodes{probed(probe)}", flush=True)
     rows = [(0, success, probe, "", "")]
     for _ in range(args.rounds):
         r = improvement_round(engine, args.policy, args.run, cfg, progress=say)
         m, t = r.metrics, r.timings
         times = ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
         success, probe = m.get("success", nan), m.get("probe_loss") or nan
-        print(f"round {r.number}: success {success:.2f}, probe loss {probe:.4f}, {m['transitions']} transitions "
+        print(f"round {r.number}: success {success:.2f}{probed(probe)}; {m['transitions']} transitions "
               f"from {m['rollouts']} rollouts; {times}; adapter {r.adapter}", flush=True)
         rows.append((r.number, success, probe, m["transitions"], times))
-    print("| round | success | probe loss | transitions | time |\n|---|---|---|---|---|")
+    print("| round | success |" + (" probe loss |" if cfg.probe else "") + " transitions | time |")
+    print("|---|---|" + ("---|" if cfg.probe else "") + "---|---|")
     for n, s, p, k, times in rows:
-        print(f"| {n} | {s:.2f} | {p:.4f} | {k} | {times} |")
+        print(f"| {n} | {s:.2f} |" + (f" {p:.4f} |" if cfg.probe else "") + f" {k} | {times} |")
     return 0
 
 

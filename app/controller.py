@@ -550,7 +550,7 @@ class LabController:
     def improve_start(self, *, task: str, mode: str, source: str = "all", rounds: int = 1, buffer: int = 20,
                       epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10,
                       relabel: str = "chunk", lr: float = 3e-4, anchor: str = "", anchor_fraction: float = 0.5,
-                      scenario: int | None = None) -> str:
+                      scenario: int | str | None = None) -> str:
         """Start ``python -m a2g_core improve`` in the background; one run at a time. A run is named by
         its task, mode, source and (where not the defaults) relabelling, learning rate, expert anchor
         and scenario (one scene's seed), and continues from its last finished round."""
@@ -569,8 +569,12 @@ class LabController:
         for k, v in nums.items():
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
-        if scenario is not None and (int(scenario) != scenario or scenario < 0):
-            raise LabError("The scenario is a scene's seed: a whole number of at least 0 (empty: a new scene per rollout).")
+        scenario = None if scenario is None or str(scenario).strip() == "" else str(scenario).strip()
+        if scenario is not None:
+            if not scenario.isdigit():
+                raise LabError(f"The scenario is a scene's seed, a whole number of at least 0, not {scenario!r} "
+                               "(leave it empty for a new scene per rollout).")
+            scenario = int(scenario)
         anchor = (anchor or "").strip()
         if anchor and anchor_fraction is None:
             raise LabError(f"Give the anchor's share of each batch (default {ImproveConfig.anchor_fraction:g}).")
@@ -583,7 +587,7 @@ class LabController:
                                                + ([relabel] if relabel != "chunk" else [])
                                                + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else [])
                                                + ([f"anchor{anchor_fraction:g}"] if anchor else [])
-                                               + ([f"scene{int(scenario)}"] if scenario is not None else []))
+                                               + ([f"scene{scenario}"] if scenario is not None else []))
         log = self.root / "logs" / f"improve-{time.strftime('%Y%m%d-%H%M%S')}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "a2g_core", "improve", "--policy", str(self.policy_dir), "--task", task,
@@ -594,7 +598,7 @@ class LabController:
         if anchor:
             cmd += ["--anchor", anchor, "--anchor-fraction", f"{anchor_fraction:g}"]
         if scenario is not None:
-            cmd += ["--scenario", str(int(scenario))]
+            cmd += ["--scenario", str(scenario)]
         with open(log, "w") as f:
             f.write("$ python " + " ".join(cmd[1:]) + "\n")
         self._improve_log = log

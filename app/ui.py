@@ -282,8 +282,8 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
     with gr.Row():
         task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="task")
         mode = gr.Radio(list(MODES), value="hard", label="mode")
-        scenario = gr.Number(value=None, precision=0, minimum=0, label="scenario: one scene's seed (empty: a new "
-                             "scene per rollout, evaluation on the unseen seeds)")
+        scenario = gr.Textbox(value="", placeholder="e.g. 10003", label="scenario: one scene's seed (empty: a new "
+                              "scene per rollout, evaluation on the unseen seeds)")
         source = gr.Radio(["all", "success", "failure"], value="all", label="rollouts used")
         relabel = gr.Radio([("reached by the chunk (paper)", "chunk"), ("any later reached (HER future)", "future")],
                            value="chunk", label="relabelled goal")
