@@ -357,14 +357,16 @@ def create_benchmarks_tab(ctrl: LabController) -> dict:
 
     def on_refresh():
         rows = ctrl.evaluations()
-        table_rows = [[e.suite, e.method, e.task, e.mode, e.episodes, round(e.success, 3), round(e.ci_low, 3),
-                       round(e.ci_high, 3), Path(e.adapter).name if e.adapter else ""] for e in rows]
+        table_rows = [[e.suite, e.method, e.task, e.mode if e.scenario is None else f"{e.mode}, scene {e.scenario}",
+                       e.episodes, round(e.success, 3), round(e.ci_low, 3), round(e.ci_high, 3),
+                       Path(e.adapter).name if e.adapter else ""] for e in rows]
         bench = {}
         for name in ("bench_model", "bench_bridge", "bench_sim"):
             p = Path("assets") / f"{name}.json"
             if p.exists():
                 bench[name] = {k: v for k, v in json.loads(p.read_text()).items() if not isinstance(v, list)}
-        return table_rows, plots.evaluation_plot([e for e in rows if not e.suite.startswith("improve")] or rows), bench
+        across_scenes = [e for e in rows if not e.suite.startswith("improve") and e.scenario is None]
+        return table_rows, plots.evaluation_plot(across_scenes or rows), bench
 
     refresh.click(on_refresh, None, [table, plot, speed], api_name="benchmarks")
     return {"load": (on_refresh, None, [table, plot, speed])}

@@ -128,6 +128,8 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     r = ctrl.improve_status()["rounds"][-1]
     assert (r.config["relabel"], r.config["lr"], r.config["anchor_fraction"], r.config["scenario"]) == ("future", 1e-3, 0.25, 7)
     assert {ro.seed for ro in crud.list_rollouts(ctrl.engine, round_id=r.id)} == {7}
+    table, _, _ = client.predict(api_name="/benchmarks")      # the round's evaluation says it played one scene
+    assert any(row[2:4] == ["place_empty_cup", "easy, scene 7"] for row in table["data"])
     assert r.config["anchor"] == str(tmp_path / "expert") and r.metrics["anchor_episodes"] == 1
     assert "round_001" in client.predict(str(ctrl.policy_dir), rows[-1][10], api_name="/use_policy")
     assert ctrl.adapter.endswith("round_001")
