@@ -69,7 +69,10 @@ def _episode_job(job) -> dict:
     key = ("env", task, mode, words)
     if key not in _WORKER_CACHE:
         _WORKER_CACHE[key] = make_env(task, mode, res, words=list(words) if words else None)
-    goal, ok = expert_goal(task, mode, seed, res, words, frame=policy.config.goal_frame)
+    goal_key = (task, mode, seed, res, words, policy.config.goal_frame)
+    if _WORKER_CACHE.get("goal", (None,))[0] != goal_key:        # a scenario's episodes share one goal
+        _WORKER_CACHE["goal"] = (goal_key, expert_goal(task, mode, seed, res, words, frame=policy.config.goal_frame))
+    goal, ok = _WORKER_CACHE["goal"][1]
     out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps, noise_seed=noise_seed)
     out.update(task=task, mode=mode, expert_success=ok)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}

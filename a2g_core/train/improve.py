@@ -196,7 +196,9 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                 if len(crud.buffer(engine, **scope)) >= cfg.buffer_threshold:
                     break
                 seed = first + i if cfg.scenario is None else cfg.scenario
-                goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution, frame=policy.config.goal_frame)
+                if i == 0 or cfg.scenario is None:                 # a scenario's rollouts share one goal
+                    goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution,
+                                          frame=policy.config.goal_frame)
                 out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True, noise_seed=first + i)
                 record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
                                adapter=parent, round_id=row.id, sim_success=out["success"])
