@@ -236,7 +236,7 @@ def cmd_eval(args) -> int:
 
 def cmd_improve(args) -> int:
     from a2g_core.store import open_db
-    from a2g_core.train.improve import ImproveConfig, base_probe, baseline_success, improvement_round
+    from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round, policy_probe
     if args.rounds < 1:
         raise ValueError("--rounds must be at least 1.")
     cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, relabel=args.relabel,
@@ -252,10 +252,13 @@ def cmd_improve(args) -> int:
     say = lambda msg: print(f"  {msg}", flush=True)
     nan = float("nan")
     success = baseline_success(engine, args.policy, args.run, cfg)["success"] if cfg.eval_episodes else nan
-    probe = base_probe(args.policy, cfg) if cfg.probe else nan
+    probe = policy_probe(args.policy, cfg) if cfg.probe else nan
     probed = lambda loss: f"; probe loss {loss:.4f}" if cfg.probe else ""
-    print(f"round 0 (no adapter): success {success:.2f} over {cfg.eval_episodes} episodes{probed(probe)}", flush=True)
-    rows = [(0, success, probe, "", "")]
+    rows = []
+    if cfg.eval_episodes or cfg.probe:
+        print(f"round 0 (no adapter): success {success:.2f} over {cfg.eval_episodes} episodes{probed(probe)}",
+              flush=True)
+        rows.append((0, success, probe, "", ""))
     for _ in range(args.rounds):
         r = improvement_round(engine, args.policy, args.run, cfg, progress=say)
         m, t = r.metrics, r.timings

@@ -569,7 +569,7 @@ class LabController:
         for k, v in nums.items():
             if v is None or int(v) != v or v < (0 if k == "eval episodes" else 1):
                 raise LabError(f"{k.capitalize()} must be a whole number of at least {0 if k == 'eval episodes' else 1}.")
-        scenario = None if scenario is None or str(scenario).strip() == "" else str(scenario).strip()
+        scenario = str("" if scenario is None else scenario).strip() or None
         if scenario is not None:
             if not scenario.isdigit():
                 raise LabError(f"The scenario is a scene's seed, a whole number of at least 0, not {scenario!r} "

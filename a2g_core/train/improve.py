@@ -120,10 +120,10 @@ def probe_loss(policy, windows) -> float:
     return loss
 
 
-def base_probe(base: str | Path, cfg: ImproveConfig) -> float:
-    """``probe_loss`` of the base policy (round 0) on ``cfg.probe``."""
+def policy_probe(base: str | Path, cfg: ImproveConfig, adapter: str | Path | None = None) -> float:
+    """``probe_loss`` on ``cfg.probe`` of the base policy (round 0) or of the base with ``adapter``."""
     from a2g_core.eval.policy_eval import load_policy
-    policy = load_policy(base)
+    policy = load_policy(base, adapter)
     return probe_loss(policy, expert_windows(policy, Path(base) / "vae", cfg.probe, cfg, "probe"))
 
 
@@ -252,10 +252,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         # 4. evaluate the new adapter on the run's evaluation seeds (and its probe loss)
         t = time.perf_counter()
         rep = _evaluate(engine, base, adapter, cfg, row.id, run) if cfg.eval_episodes else None
-        probe = None
-        if cfg.probe:
-            tuned = load_policy(base, adapter)
-            probe = probe_loss(tuned, expert_windows(tuned, base / "vae", cfg.probe, cfg, "probe"))
+        probe = policy_probe(base, cfg, adapter) if cfg.probe else None
         timings["evaluate"] = time.perf_counter() - t
         collected = [r.sim_success for r in crud.list_rollouts(engine, round_id=row.id) if r.sim_success is not None]
         metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "optimise_steps": steps,

@@ -15,7 +15,7 @@ from a2g_core.data.replay import HindsightReplay
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.lora import wrap_with_lora
 from a2g_core.store import crud, open_db
-from a2g_core.train.improve import (ImproveConfig, base_probe, baseline_success, expert_windows, improvement_round,
+from a2g_core.train.improve import (ImproveConfig, baseline_success, expert_windows, improvement_round, policy_probe,
                                    mixed_sampler, probe_loss, round_zero)
 from a2g_core.train.loop import TrainConfig, train
 
@@ -119,7 +119,7 @@ def test_round_with_an_expert_anchor(tiny_policy_dir, tmp_path):
     r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
     assert r.status == "done" and r.metrics["anchor_episodes"] == 1 and r.config["anchor"] == cfg.anchor
     # the probe: the same fixed windows and noise every time, and the round's adapter moved it
-    base = base_probe(tiny_policy_dir, cfg)
+    base = policy_probe(tiny_policy_dir, cfg)
     policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
     windows = expert_windows(policy, tiny_policy_dir / "vae", cfg.probe, cfg, "probe")
     torch.manual_seed(5)
