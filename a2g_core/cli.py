@@ -240,7 +240,7 @@ def cmd_improve(args) -> int:
     if args.rounds < 1:
         raise ValueError("--rounds must be at least 1.")
     cfg = ImproveConfig(task=args.task, mode=args.mode, source=args.source, relabel=args.relabel,
-                        buffer_threshold=args.buffer,
+                        keep_goal=args.keep_goal, buffer_threshold=args.buffer,
                         max_rollouts=args.max_rollouts, collect=not args.no_collect, epochs=args.epochs,
                         rank=args.rank, lr=args.lr, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
                         workers=args.workers, anchor=str(args.anchor) if args.anchor else None,
@@ -621,6 +621,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the goal each executed chunk is relabelled with: chunk (default, the paper: the observation "
                          "the chunk reached) or future (any observation the rollout reached from there on, HER's "
                          "'future' strategy)")
+    im.add_argument("--keep-goal", type=float, default=0.0,
+                    help="share (0-1) of a successful rollout's samples that keep the goal it was given, with the "
+                         "targets the whole way to its success; the rest are relabelled (not the paper's recipe, which "
+                         "relabels all; default 0)")
     im.add_argument("--buffer", type=int, default=20, help="transitions before a round optimises (default 20)")
     im.add_argument("--max-rollouts", type=int, default=10, help="rollouts per round at most (default 10)")
     im.add_argument("--no-collect", action="store_true",

@@ -22,6 +22,7 @@ from PIL import Image
 
 from a2g_core import msth
 from a2g_core.data.episodes import square_resize
+from a2g_core.data.rollouts import goal_images, load_imagined, record_goal, record_rollout
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
@@ -249,14 +250,7 @@ class LabController:
 
     # ------------------------------------------------------------------ goals
     def _save_goal(self, images: dict, *, source: str, task=None, mode=None, seed=None, name="") -> int:
-        """Write the goal's PNGs, then its row: a row never points at missing files."""
-        folder = self.root / "goals" / uuid.uuid4().hex[:12]
-        folder.mkdir(parents=True)
-        paths = {}
-        for v, img in images.items():
-            Image.fromarray(img).save(folder / f"{v}.png")
-            paths[v] = str(folder / f"{v}.png")
-        return crud.add_goal(self.engine, source=source, images=paths, task=task, mode=mode, seed=seed, name=name).id
+        return record_goal(self.engine, self.root, images, source=source, task=task, mode=mode, seed=seed, name=name).id
 
     def goal_snap(self, sid: str, name: str = "") -> dict:
         """The session's current camera views become a goal in the library, and the session's goal."""
@@ -330,14 +324,11 @@ class LabController:
         if s.goal_id != gid:
             s.run(self._end_rollout, s, "goal changed")
         s.goal_id = gid
-        return {"id": gid, "images": self._goal_images(g), "label": self._goal_label(g)}
+        return {"id": gid, "images": goal_images(g), "label": self._goal_label(g)}
 
     def _goal_label(self, g) -> str:
         where = f"{g.task}/{g.mode} seed {g.seed}" if g.task else "no task"
         return f"#{g.id} · {g.source} · {where} · {g.name}"
-
-    def _goal_images(self, g) -> dict:
-        return {v: np.asarray(Image.open(p).convert("RGB")) for v, p in g.images.items() if Path(p).exists()}
 
     def goal_library(self, task: str | None = None) -> list[dict]:
         return [{"id": g.id, "label": self._goal_label(g), "images": g.images}
@@ -346,7 +337,7 @@ class LabController:
     def _goal_for_policy(self, s: SimSession) -> dict:
         if s.goal_id is None:
             raise LabError("Choose a goal first (Goals tab: expert goal, snap or upload).")
-        images = self._goal_images(crud.get_goal(self.engine, goal_id=s.goal_id))
+        images = goal_images(crud.get_goal(self.engine, goal_id=s.goal_id))
         # a view the goal has no image for is conditioned on its current frame ("keep it as it is")
         return {v: images.get(v, s.obs["images"][v]) for v in self.policy.config.views}
 
@@ -439,7 +430,6 @@ class LabController:
         rec, s.rec = s.rec, None
         if rec is None or not rec.actions:
             return None
-        from a2g_core.data.rollouts import record_rollout
         ep = Episode(s.env.task.name, s.env.mode, s.seed, {v: np.stack(f) for v, f in rec.frames.items()},
                      np.stack(rec.states), np.stack(rec.actions), bool(s.info.get("is_success")), {"ended": why})
         row = record_rollout(self.engine, self.root / "rollouts", ep, rec.chunks, target="sim",
@@ -520,7 +510,6 @@ class LabController:
     def review(self, rollout_id) -> dict:
         """Frames, imagined frames, states, actions and predictions of a recorded rollout."""
         from a2g_core.data.episodes import StoredEpisode
-        from a2g_core.data.rollouts import load_imagined
         try:
             r = crud.get_rollout(self.engine, rollout_id=int(rollout_id))
         except (TypeError, ValueError):
@@ -550,10 +539,10 @@ class LabController:
     def improve_start(self, *, task: str, mode: str, source: str = "all", rounds: int = 1, buffer: int = 20,
                       epochs: int = 10, rank: int = 64, eval_episodes: int = 10, max_rollouts: int = 10,
                       relabel: str = "chunk", lr: float = 3e-4, anchor: str = "", anchor_fraction: float = 0.5,
-                      scenario: int | str | None = None) -> str:
+                      scenario: int | str | None = None, keep_goal: float = 0.0) -> str:
         """Start ``python -m a2g_core improve`` in the background; one run at a time. A run is named by
-        its task, mode, source and (where not the defaults) relabelling, learning rate, expert anchor
-        and scenario (one scene's seed), and continues from its last finished round."""
+        its task, mode, source and (where not the defaults) relabelling, kept goals, learning rate,
+        expert anchor and scenario (one scene's seed), and continues from its last finished round."""
         from a2g_core.data.replay import GOALS
         from a2g_core.train.improve import ImproveConfig
         if self._improve is not None and self._improve.poll() is None:
@@ -578,13 +567,16 @@ class LabController:
         anchor = (anchor or "").strip()
         if anchor and anchor_fraction is None:
             raise LabError(f"Give the anchor's share of each batch (default {ImproveConfig.anchor_fraction:g}).")
-        try:                                      # the round's own checks of the anchor, as the CLI gets them
-            ImproveConfig(task=task, mode=mode, anchor=anchor or None,
+        if keep_goal is None:
+            raise LabError("Give the share of a successful rollout's samples that keep its goal (default 0).")
+        try:                                      # the round's own checks of the anchor and the share, as the CLI gets them
+            ImproveConfig(task=task, mode=mode, anchor=anchor or None, keep_goal=keep_goal,
                           anchor_fraction=anchor_fraction if anchor else ImproveConfig.anchor_fraction)
         except ValueError as e:
             raise LabError(str(e)) from None
         run = self.root / "improve" / "-".join([self.policy_dir.name, task, mode, source]
                                                + ([relabel] if relabel != "chunk" else [])
+                                               + ([f"keep{keep_goal:g}"] if keep_goal else [])
                                                + ([f"lr{lr:g}"] if lr != ImproveConfig.lr else [])
                                                + ([f"anchor{anchor_fraction:g}"] if anchor else [])
                                                + ([f"scene{scenario}"] if scenario is not None else []))
@@ -594,7 +586,8 @@ class LabController:
                "--mode", mode, "--run", str(run), "--rounds", str(int(rounds)), "--source", source,
                "--buffer", str(int(buffer)), "--epochs", str(int(epochs)), "--rank", str(int(rank)),
                "--eval-episodes", str(int(eval_episodes)), "--max-rollouts", str(int(max_rollouts)),
-               "--relabel", relabel, "--lr", f"{lr:g}", "--db", str(self.engine.url.database)]
+               "--relabel", relabel, "--keep-goal", f"{keep_goal:g}", "--lr", f"{lr:g}",
+               "--db", str(self.engine.url.database)]
         if anchor:
             cmd += ["--anchor", anchor, "--anchor-fraction", f"{anchor_fraction:g}"]
         if scenario is not None:

@@ -287,6 +287,8 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         source = gr.Radio(["all", "success", "failure"], value="all", label="rollouts used")
         relabel = gr.Radio([("reached by the chunk (paper)", "chunk"), ("any later reached (HER future)", "future")],
                            value="chunk", label="relabelled goal")
+        keep_goal = gr.Number(value=0, label="share of a success's samples that keep its goal (0: the paper's)",
+                              minimum=0, maximum=1)
     with gr.Row():
         rounds = gr.Number(value=1, precision=0, label="rounds", minimum=1)
         buffer = gr.Number(value=20, precision=0, label="buffer (transitions)", minimum=1)
@@ -331,14 +333,15 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
         return (msg, st["log"], rows, plots.rounds_plot(st["rounds"], base), gr.update(choices=choices),
                 gr.Timer(active=st["running"]))
 
-    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_, an, af, sc):
+    def on_start(t, m, src, n, b, e, rk, ev, mr, rl, lr_, an, af, sc, kg):
         msg = ctrl.improve_start(task=t, mode=m, source=src, rounds=n, buffer=b, epochs=e, rank=rk, eval_episodes=ev,
-                                 max_rollouts=mr, relabel=rl, lr=lr_, anchor=an, anchor_fraction=af, scenario=sc)
+                                 max_rollouts=mr, relabel=rl, lr=lr_, anchor=an, anchor_fraction=af, scenario=sc,
+                                 keep_goal=kg)
         return msg, gr.Timer(active=True)
 
     outs = [state, log, table, plot, adapter, timer]
     start.click(_guard(on_start), [task, mode, source, rounds, buffer, epochs, rank, evals, max_rollouts, relabel, lr,
-                                   anchor, anchor_fraction, scenario],
+                                   anchor, anchor_fraction, scenario, keep_goal],
                 [state, timer], api_name="improve_start")
     timer.tick(poll, None, outs, api_name="improve_status")
     policy.change(lambda p: gr.update(choices=[("none (base)", "")] + ctrl.adapters(p), value=""), [policy], [adapter],

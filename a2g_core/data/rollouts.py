@@ -7,13 +7,35 @@ the episode folder: ``step_NNNNNN.npz`` holds, per view, the frames the world mo
 that step and their step offsets."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from a2g_core.data.episodes import init_dataset, write_episode
 from a2g_core.store import crud
-from a2g_core.store.tables import Rollout
+from a2g_core.store.tables import Goal, Rollout
+
+
+def record_goal(engine, root: str | Path, images: dict[str, np.ndarray], *, source: str, task: str | None = None,
+                mode: str | None = None, seed: int | None = None, name: str = "") -> Goal:
+    """Write a goal's images (view -> RGB array) as PNGs under ``root/goals/``, then its row: a row
+    never points at missing files."""
+    from PIL import Image
+    folder = Path(root) / "goals" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    paths = {}
+    for view, img in images.items():
+        Image.fromarray(np.asarray(img)).save(folder / f"{view}.png")
+        paths[view] = str(folder / f"{view}.png")
+    return crud.add_goal(engine, source=source, images=paths, task=task, mode=mode, seed=seed, name=name)
+
+
+def goal_images(goal: Goal) -> dict[str, np.ndarray]:
+    """A goal row's images, view -> RGB array (views whose file is gone are left out)."""
+    from PIL import Image
+    return {view: np.asarray(Image.open(path).convert("RGB")) for view, path in goal.images.items()
+            if Path(path).exists()}
 
 
 def record_rollout(engine, root: str | Path, episode, chunks: list[tuple[int, int]], *, target: str = "sim",

@@ -30,6 +30,7 @@ class ImproveConfig:
     mode: str = "hard"
     source: str = "all"              # all | success | failure: which rollouts feed the buffer
     relabel: str = "chunk"           # chunk (g' = o', the paper) | future (a later reached observation)
+    keep_goal: float = 0.0           # share of a successful rollout's samples that keep its given goal (not the paper's)
     buffer_threshold: int = 20       # transitions (executed chunks) before a round optimises
     max_rollouts: int = 10           # per round; stops collecting even if the buffer is short
     collect: bool = True             # False: train on what is already recorded (robot rollouts)
@@ -58,6 +59,8 @@ class ImproveConfig:
         from a2g_core.data.replay import GOALS
         if self.relabel not in GOALS:
             raise ValueError(f"Unknown relabelling {self.relabel!r}; choose {' or '.join(GOALS)}.")
+        if not 0 <= self.keep_goal <= 1:
+            raise ValueError(f"The share of samples that keep their given goal is between 0 and 1, not {self.keep_goal}.")
         if min(self.buffer_threshold, self.epochs, self.rank, self.batch_size, self.workers) < 1:
             raise ValueError("buffer threshold, epochs, rank, batch size and workers must be at least 1.")
         if self.max_rollouts < 0 or self.eval_episodes < 0:
@@ -127,6 +130,19 @@ def policy_probe(base: str | Path, cfg: ImproveConfig, adapter: str | Path | Non
     return probe_loss(policy, expert_windows(policy, Path(base) / "vae", cfg.probe, cfg, "probe"))
 
 
+def reached_goal(engine, policy, ro, cfg: ImproveConfig) -> list | None:
+    """The latents per view of the goal a rollout was given, when it reached it (its outcome) and
+    ``cfg.keep_goal`` asks for it; None otherwise, or when the goal lacks one of the policy's views."""
+    from a2g_core.data.latents import encode_frames
+    from a2g_core.data.rollouts import goal_images
+    if not cfg.keep_goal or ro.goal_id is None or not crud.outcome(ro):
+        return None
+    images = goal_images(crud.get_goal(engine, goal_id=ro.goal_id))
+    if any(v not in images for v in policy.config.views):
+        return None
+    return [encode_frames(policy.vae, images[v][None])[0] for v in policy.config.views]
+
+
 def run_rounds(engine, run: Path, status: str | None = "done") -> list[ImprovementRound]:
     """The rounds of the run in folder ``run`` (finished ones by default), oldest first."""
     return [r for r in crud.list_rounds(engine, status=status) if r.config.get("run") == str(run)]
@@ -165,7 +181,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
     """One round on top of the run's latest adapter; returns its (done) row."""
     from a2g_core.data.latents import encode_frames
     from a2g_core.data.replay import HindsightReplay
-    from a2g_core.data.rollouts import record_rollout
+    from a2g_core.data.rollouts import record_goal, record_rollout
     from a2g_core.data.episodes import StoredEpisode
     from a2g_core.eval.policy_eval import load_policy, run_episode
     from a2g_core.models.lora import wrap_with_lora
@@ -199,9 +215,11 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                 if i == 0 or cfg.scenario is None:                 # a scenario's rollouts share one goal
                     goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution,
                                           frame=policy.config.goal_frame)
+                    goal_id = record_goal(engine, run, goal, source="expert", task=cfg.task, mode=cfg.mode,
+                                          seed=seed, name=f"expert {cfg.task} {seed}").id
                 out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True, noise_seed=first + i)
                 record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
-                               adapter=parent, round_id=row.id, sim_success=out["success"])
+                               adapter=parent, goal_id=goal_id, round_id=row.id, sim_success=out["success"])
                 say(f"rollout {i + 1}: {'success' if out['success'] else 'failure'} in {out['steps']} steps")
         timings["rollout"] = time.perf_counter() - t
 
@@ -210,7 +228,8 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         rows = crud.buffer(engine, **scope)
         if not rows:
             raise ValueError(f"The {cfg.source} buffer for {cfg.task} is empty: no rollouts to learn from.")
-        replay = HindsightReplay(policy.config.msth, goal=cfg.relabel, horizon=policy.config.train_horizon)
+        replay = HindsightReplay(policy.config.msth, goal=cfg.relabel, horizon=policy.config.train_horizon,
+                                 keep_goal=cfg.keep_goal)
         by_rollout: dict[int, list] = {}
         for tr, ro in rows:
             by_rollout.setdefault(ro.id, [ro, []])[1].append((tr.t0, tr.t1))
@@ -218,7 +237,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
             ep = StoredEpisode(Path(ro.episode_dir), {})
             states, actions = ep.lowdim()
             latents = [encode_frames(policy.vae, ep.frames(v)) for v in policy.config.views]
-            replay.add_rollout(latents, states, actions, chunks)
+            replay.add_rollout(latents, states, actions, chunks, reached_goal=reached_goal(engine, policy, ro, cfg))
         timings["relabel"] = time.perf_counter() - t
         say(f"relabelled {len(replay)} transitions from {len(by_rollout)} rollouts")
 

@@ -105,16 +105,17 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     ctrl = lab[0]
     form = ("place_empty_cup", "easy", "all", 1, 5, 1, 4, 1, 1)
     with pytest.raises(Exception, match="learning rate must be a number above 0"):
-        client.predict(*form, "chunk", 0, "", 0.5, "", api_name="/improve_start")
+        client.predict(*form, "chunk", 0, "", 0.5, "", 0, api_name="/improve_start")
     with pytest.raises(Exception, match="is not a dataset folder"):
-        client.predict(*form, "chunk", 3e-4, str(tmp_path), 0.5, "", api_name="/improve_start")
+        client.predict(*form, "chunk", 3e-4, str(tmp_path), 0.5, "", 0, api_name="/improve_start")
     with pytest.raises(Exception, match="scenario is a scene's seed, a whole number of at least 0, not '-3'"):
-        client.predict(*form, "chunk", 3e-4, "", 0.5, "-3", api_name="/improve_start")
+        client.predict(*form, "chunk", 3e-4, "", 0.5, "-3", 0, api_name="/improve_start")
     generate(tmp_path / "expert", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=64)
-    msg, _ = client.predict(*form, "future", 1e-3, str(tmp_path / "expert"), 0.25, " 7 ", api_name="/improve_start")
+    msg, _ = client.predict(*form, "future", 1e-3, str(tmp_path / "expert"), 0.25, " 7 ", 0.5,
+                            api_name="/improve_start")
     assert msg.startswith("Started")
     with pytest.raises(Exception, match="already running"):
-        client.predict(*form, "chunk", 3e-4, "", 0.5, "", api_name="/improve_start")
+        client.predict(*form, "chunk", 3e-4, "", 0.5, "", 0, api_name="/improve_start")
     deadline = time.time() + 300
     while time.time() < deadline:
         state, log, table, plot, adapter, _ = client.predict(api_name="/improve_status")
@@ -124,9 +125,10 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
     assert "finished" in state, log
     rows = table["data"]
     assert rows[-1][3] == "done" and rows[-1][10].endswith("round_001")
-    assert rows[-1][1] == f"{ctrl.policy_dir.name}-place_empty_cup-easy-all-future-lr0.001-anchor0.25-scene7"
+    assert rows[-1][1] == f"{ctrl.policy_dir.name}-place_empty_cup-easy-all-future-keep0.5-lr0.001-anchor0.25-scene7"
     r = ctrl.improve_status()["rounds"][-1]
-    assert (r.config["relabel"], r.config["lr"], r.config["anchor_fraction"], r.config["scenario"]) == ("future", 1e-3, 0.25, 7)
+    assert (r.config["relabel"], r.config["keep_goal"], r.config["lr"], r.config["anchor_fraction"],
+            r.config["scenario"]) == ("future", 0.5, 1e-3, 0.25, 7)
     assert {ro.seed for ro in crud.list_rollouts(ctrl.engine, round_id=r.id)} == {7}
     table, _, _ = client.predict(api_name="/benchmarks")      # the round's evaluation says it played one scene
     assert any(row[2:4] == ["place_empty_cup", "easy, scene 7"] for row in table["data"])

@@ -62,3 +62,24 @@ def test_future_goals_are_later_reached_observations():
         replay.relabel_with_achieved_goal(1, goal_step=4)
     with pytest.raises(ValueError, match="Unknown relabelling"):
         HindsightReplay(CFG, goal="final")
+
+
+def test_a_reached_goal_is_kept_for_its_share_of_samples():
+    replay = HindsightReplay(CFG, goal="chunk", keep_goal=0.5)
+    lat, states, actions = _rollout()
+    given = [np.full((2, 4, 4), -1.0, np.float32) for _ in lat]        # the goal it was given: unlike any frame
+    replay.add_rollout(lat, states, actions, chunks=[(0, 3), (3, 6)], reached_goal=given)
+    replay.add_rollout([l + 100 for l in lat], states, actions, chunks=[(0, 3)])    # a failure: always relabelled
+    b = replay.sample(np.random.default_rng(0), 400)
+    kept = (b["goal_latents"][:, 0, 0, 0, 0] == -1).numpy()
+    success = (b["obs_latents"][:, 0, 0, 0, 0] < 100).numpy()
+    assert 0.4 < kept[success].mean() < 0.6 and not kept[~success].any()
+    # a kept goal's targets are the whole way the rollout took to its success, nothing past it
+    i = int(np.flatnonzero(kept)[0])
+    mask = b["action_mask"][i].numpy() > 0
+    t0 = int(b["obs_latents"][i, 0, 0, 0, 0])
+    assert b["actions"][i, mask, 0].max() == 10 and (t0 + b["action_offsets"][i, mask] <= 10).all()
+    with pytest.raises(ValueError, match="has 1 views, the rollout 2"):
+        replay.add_rollout(lat, states, actions, chunks=[(0, 3)], reached_goal=given[:1])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        HindsightReplay(CFG, keep_goal=1.5)

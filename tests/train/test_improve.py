@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from a2g_core.data.latents import encode_frames
 from a2g_core.data.replay import HindsightReplay
+from a2g_core.data.rollouts import goal_images
 from a2g_core.models.act2goal import Act2GoalPolicy
 from a2g_core.models.lora import wrap_with_lora
 from a2g_core.store import crud, open_db
 from a2g_core.train.improve import (ImproveConfig, baseline_success, expert_windows, improvement_round, policy_probe,
-                                   mixed_sampler, probe_loss, round_zero)
+                                   mixed_sampler, probe_loss, reached_goal, round_zero)
 from a2g_core.train.loop import TrainConfig, train
 
 CFG = ImproveConfig(task="place_empty_cup", mode="easy", buffer_threshold=5, max_rollouts=1, epochs=2, rank=4,
@@ -143,12 +145,26 @@ def test_a_round_in_one_scenario(tiny_policy_dir, tmp_path):
     cfg = dataclasses.replace(CFG, buffer_threshold=100, max_rollouts=2, eval_episodes=2, max_steps=12, scenario=7)
     baseline_success(engine, tiny_policy_dir, tmp_path / "run", cfg)
     r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
-    assert [ro.seed for ro in crud.list_rollouts(engine, round_id=r.id)] == [7, 7]   # the scene; the noise differs
+    rollouts = crud.list_rollouts(engine, round_id=r.id)
+    assert [ro.seed for ro in rollouts] == [7, 7]                           # the scene; the noise differs
+    (goal_id,) = {ro.goal_id for ro in rollouts}                            # and the goal, recorded once
+    assert crud.get_goal(engine, goal_id=goal_id).seed == 7
     assert [e.scenario for e in crud.list_evaluations(engine)] == [7, 7]
     # round 0 of a scenario is not round 0 of the unseen seeds, nor of another scenario
     assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2, scenario=7)
     assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2) is None
     assert round_zero(engine, base=tiny_policy_dir, task=cfg.task, mode=cfg.mode, episodes=2, scenario=8) is None
+    # --keep-goal: a rollout that reached its goal (here by the operator's label) hands it to the replay
+    policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
+    keep = dataclasses.replace(cfg, keep_goal=0.5)
+    ro = crud.label_rollout(engine, rollout_id=rollouts[0].id, label="success")
+    goal = reached_goal(engine, policy, ro, keep)
+    images = goal_images(crud.get_goal(engine, goal_id=goal_id))
+    assert len(goal) == len(policy.config.views)
+    np.testing.assert_allclose(goal[0], encode_frames(policy.vae, images[policy.config.views[0]][None])[0])
+    assert reached_goal(engine, policy, ro, cfg) is None                    # keep_goal 0: the paper's, all relabelled
+    ro = crud.label_rollout(engine, rollout_id=rollouts[0].id, label="failure")
+    assert reached_goal(engine, policy, ro, keep) is None
 
 
 def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
