@@ -278,7 +278,9 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                 "chunks, relabel each chunk's goal as the observation it reached (hindsight), train only LoRA "
                 "parameters, evaluate. Runs `python -m a2g_core improve` in the background; every round is a row "
                 "in the lab database. With a *scenario* every rollout and evaluation plays that one seed's scene "
-                "(the paper's §5.4: one scenario per hard-mode task) and episodes differ only in the policy's noise.")
+                "(the paper's §5.4: one scenario per hard-mode task) and episodes differ only in the policy's noise. "
+                "The defaults are the paper's; the setting measured to lift a policy (README, self-improvement) is "
+                "rollouts used *success*, relabelled goal *any later reached*, a success's kept goals *0.5*, buffer 200.")
     with gr.Row():
         task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="task")
         mode = gr.Radio(list(MODES), value="hard", label="mode")
