@@ -239,7 +239,9 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
             latents = [encode_frames(policy.vae, ep.frames(v)) for v in policy.config.views]
             replay.add_rollout(latents, states, actions, chunks, reached_goal=reached_goal(engine, policy, ro, cfg))
         timings["relabel"] = time.perf_counter() - t
-        say(f"relabelled {len(replay)} transitions from {len(by_rollout)} rollouts")
+        kept = sum(ro.goal is not None for ro in replay.rollouts)
+        say(f"relabelled {len(replay)} transitions from {len(by_rollout)} rollouts"
+            + (f" ({kept} reached their goal and keep it for {cfg.keep_goal:g} of their samples)" if kept else ""))
 
         # 3. optimise the LoRA parameters only (L_a, as stage 2), through the one training loop; with an
         #    anchor, expert windows take cfg.anchor_fraction of each batch and the buffer still gets cfg.epochs
@@ -274,7 +276,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
         probe = policy_probe(base, cfg, adapter) if cfg.probe else None
         timings["evaluate"] = time.perf_counter() - t
         collected = [r.sim_success for r in crud.list_rollouts(engine, round_id=row.id) if r.sim_success is not None]
-        metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "optimise_steps": steps,
+        metrics = {"transitions": len(replay), "rollouts": len(by_rollout), "goals_kept": kept, "optimise_steps": steps,
                    "rollouts_collected": len(collected), "rollout_success": float(np.mean(collected)) if collected else None,
                    "anchor_episodes": len(anchor.lengths) if anchor else 0, "probe_loss": probe}
         if rep is not None:

@@ -167,6 +167,25 @@ def test_a_round_in_one_scenario(tiny_policy_dir, tmp_path):
     assert reached_goal(engine, policy, ro, keep) is None
 
 
+def test_a_labelled_success_keeps_its_goal_in_a_round(tiny_policy_dir, tmp_path):
+    """A recorded rollout (the lab's, a robot's) labelled success by the operator hands its goal to the round."""
+    from a2g_core.data.rollouts import record_goal, record_rollout
+    from a2g_core.eval.policy_eval import run_episode
+    from a2g_core.sim import make_env
+    from a2g_core.sim.rollout import expert_goal
+    engine = open_db(tmp_path / "lab.db")
+    policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
+    goal, _ = expert_goal("place_empty_cup", "easy", 3, policy.config.resolution)
+    goal_id = record_goal(engine, tmp_path / "lab", goal, source="expert", task="place_empty_cup", seed=3).id
+    out = run_episode(policy, make_env("place_empty_cup", "easy", policy.config.resolution), 3, goal,
+                      max_steps=12, record=True)
+    ro = record_rollout(engine, tmp_path / "lab" / "rollouts", out["episode"], out["chunks"], goal_id=goal_id)
+    crud.label_rollout(engine, rollout_id=ro.id, label="success")
+    cfg = dataclasses.replace(CFG, collect=False, eval_episodes=0, keep_goal=0.5)
+    r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
+    assert (r.status, r.metrics["goals_kept"], r.metrics["rollouts"]) == ("done", 1, 1)
+
+
 def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
     before = _digest(tiny_policy_dir)
     db, run = tmp_path / "lab.db", tmp_path / "run"
