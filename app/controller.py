@@ -22,7 +22,7 @@ from PIL import Image
 
 from a2g_core import msth
 from a2g_core.data.episodes import square_resize
-from a2g_core.data.rollouts import goal_images, load_imagined, record_goal, record_rollout
+from a2g_core.data.rollouts import expert_goal_name, goal_images, load_imagined, record_goal, record_rollout
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
@@ -271,7 +271,7 @@ class LabController:
         except (TypeError, ValueError):
             raise LabError(f"The seed must be a whole number, not {seed!r}.") from None
         frame = self.policy.config.goal_frame
-        name = f"expert {task} {seed}" + (" (task done)" if frame == "success" else "")
+        name = expert_goal_name(task, seed, frame)
         for g in crud.list_goals(self.engine, task=task, source="expert"):
             if (g.mode, g.seed, g.name) == (mode, seed, name) and all(Path(p).exists() for p in g.images.values()):
                 return self.goal_pick(sid, g.id)
@@ -337,7 +337,7 @@ class LabController:
     def _goal_for_policy(self, s: SimSession) -> dict:
         if s.goal_id is None:
             raise LabError("Choose a goal first (Goals tab: expert goal, snap or upload).")
-        images = goal_images(crud.get_goal(self.engine, goal_id=s.goal_id))
+        images = goal_images(crud.get_goal(self.engine, goal_id=s.goal_id), self.resolution)
         # a view the goal has no image for is conditioned on its current frame ("keep it as it is")
         return {v: images.get(v, s.obs["images"][v]) for v in self.policy.config.views}
 

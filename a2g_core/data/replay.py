@@ -66,6 +66,9 @@ class HindsightReplay:
             raise ValueError(f"A rollout of {steps} actions needs {steps + 1} states and frames per view.")
         if reached_goal is not None and len(reached_goal) != len(latents):
             raise ValueError(f"The reached goal has {len(reached_goal)} views, the rollout {len(latents)}.")
+        if reached_goal is not None and any(g.shape != l.shape[1:] for g, l in zip(reached_goal, latents)):
+            raise ValueError(f"The reached goal's latents {[g.shape for g in reached_goal]} do not match the "
+                             f"rollout's frames {[l.shape[1:] for l in latents]}.")
         goal = None if reached_goal is None else np.stack(reached_goal).astype(np.float32)
         self.rollouts.append(_Rollout(latents, states, actions, goal))
         for t0, t1 in chunks:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from a2g_core.data.episodes import init_dataset, write_episode
+from a2g_core.data.episodes import init_dataset, square_resize, write_episode
 from a2g_core.store import crud
 from a2g_core.store.tables import Goal, Rollout
 
@@ -31,11 +31,21 @@ def record_goal(engine, root: str | Path, images: dict[str, np.ndarray], *, sour
     return crud.add_goal(engine, source=source, images=paths, task=task, mode=mode, seed=seed, name=name)
 
 
-def goal_images(goal: Goal) -> dict[str, np.ndarray]:
-    """A goal row's images, view -> RGB array (views whose file is gone are left out)."""
+def expert_goal_name(task: str, seed: int, frame: str = "final") -> str:
+    """The name of the expert's goal for a seed in the goal library (the lab looks goals up by it)."""
+    return f"expert {task} {seed}" + (" (task done)" if frame == "success" else "")
+
+
+def goal_images(goal: Goal, resolution: int | None = None) -> dict[str, np.ndarray]:
+    """A goal row's images, view -> RGB array (views whose file is gone are left out), as stored or
+    made ``resolution`` pixels square."""
     from PIL import Image
-    return {view: np.asarray(Image.open(path).convert("RGB")) for view, path in goal.images.items()
-            if Path(path).exists()}
+    images = {}
+    for view, path in goal.images.items():
+        if Path(path).exists():
+            with Image.open(path) as im:
+                images[view] = square_resize(im, resolution) if resolution else np.asarray(im.convert("RGB"))
+    return images
 
 
 def record_rollout(engine, root: str | Path, episode, chunks: list[tuple[int, int]], *, target: str = "sim",

@@ -94,11 +94,11 @@ class PolicyServer:
         self.goal_id = goal_id
 
     def set_goal_id(self, goal_id: int) -> None:
+        from a2g_core.data.rollouts import goal_images
         from a2g_core.store import crud
         if self.engine is None:
             raise ValueError("This server has no lab database, so it cannot look goals up by id.")
-        g = crud.get_goal(self.engine, goal_id=goal_id)
-        self.set_goal({v: np.asarray(Image.open(p).convert("RGB")) for v, p in g.images.items()}, goal_id)
+        self.set_goal(goal_images(crud.get_goal(self.engine, goal_id=goal_id)), goal_id)
 
     def status(self) -> dict:
         return {"status": "ok", "gate": self.gate, "profile": self.profile.name, "policy": self.policy_id,

@@ -61,6 +61,9 @@ class ImproveConfig:
             raise ValueError(f"Unknown relabelling {self.relabel!r}; choose {' or '.join(GOALS)}.")
         if not 0 <= self.keep_goal <= 1:
             raise ValueError(f"The share of samples that keep their given goal is between 0 and 1, not {self.keep_goal}.")
+        if self.keep_goal and self.source == "failure":
+            raise ValueError("Only successful rollouts keep their goal, and --source failure uses none: "
+                             "use --source all or success with --keep-goal.")
         if min(self.buffer_threshold, self.epochs, self.rank, self.batch_size, self.workers) < 1:
             raise ValueError("buffer threshold, epochs, rank, batch size and workers must be at least 1.")
         if self.max_rollouts < 0 or self.eval_episodes < 0:
@@ -137,7 +140,7 @@ def reached_goal(engine, policy, ro, cfg: ImproveConfig) -> list | None:
     from a2g_core.data.rollouts import goal_images
     if not cfg.keep_goal or ro.goal_id is None or not crud.outcome(ro):
         return None
-    images = goal_images(crud.get_goal(engine, goal_id=ro.goal_id))
+    images = goal_images(crud.get_goal(engine, goal_id=ro.goal_id), policy.config.resolution)
     if any(v not in images for v in policy.config.views):
         return None
     return [encode_frames(policy.vae, images[v][None])[0] for v in policy.config.views]
@@ -181,7 +184,7 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
     """One round on top of the run's latest adapter; returns its (done) row."""
     from a2g_core.data.latents import encode_frames
     from a2g_core.data.replay import HindsightReplay
-    from a2g_core.data.rollouts import record_goal, record_rollout
+    from a2g_core.data.rollouts import expert_goal_name, record_goal, record_rollout
     from a2g_core.data.episodes import StoredEpisode
     from a2g_core.eval.policy_eval import load_policy, run_episode
     from a2g_core.models.lora import wrap_with_lora
@@ -213,10 +216,11 @@ def improvement_round(engine, base: str | Path, run: str | Path, cfg: ImproveCon
                     break
                 seed = first + i if cfg.scenario is None else cfg.scenario
                 if i == 0 or cfg.scenario is None:                 # a scenario's rollouts share one goal
-                    goal, _ = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution,
-                                          frame=policy.config.goal_frame)
-                    goal_id = record_goal(engine, run, goal, source="expert", task=cfg.task, mode=cfg.mode,
-                                          seed=seed, name=f"expert {cfg.task} {seed}").id
+                    frame = policy.config.goal_frame
+                    goal, expert_ok = expert_goal(cfg.task, cfg.mode, seed, policy.config.resolution, frame=frame)
+                    # a goal the expert failed to reach is no goal a success can keep
+                    goal_id = record_goal(engine, run, goal, source="expert", task=cfg.task, mode=cfg.mode, seed=seed,
+                                          name=expert_goal_name(cfg.task, seed, frame)).id if expert_ok else None
                 out = run_episode(policy, env, seed, goal, max_steps=cfg.max_steps, record=True, noise_seed=first + i)
                 record_rollout(engine, run / "rollouts", out["episode"], out["chunks"], policy=str(base),
                                adapter=parent, goal_id=goal_id, round_id=row.id, sim_success=out["success"])

@@ -110,6 +110,8 @@ def test_improvement_round_from_the_page(lab, client, tmp_path):
         client.predict(*form, "chunk", 3e-4, str(tmp_path), 0.5, "", 0, api_name="/improve_start")
     with pytest.raises(Exception, match="scenario is a scene's seed, a whole number of at least 0, not '-3'"):
         client.predict(*form, "chunk", 3e-4, "", 0.5, "-3", 0, api_name="/improve_start")
+    with pytest.raises(Exception, match="Give the share of a successful rollout's samples that keep its goal"):
+        client.predict(*form, "chunk", 3e-4, "", 0.5, "", None, api_name="/improve_start")
     generate(tmp_path / "expert", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=64)
     msg, _ = client.predict(*form, "future", 1e-3, str(tmp_path / "expert"), 0.25, " 7 ", 0.5,
                             api_name="/improve_start")

@@ -74,12 +74,15 @@ def test_a_reached_goal_is_kept_for_its_share_of_samples():
     kept = (b["goal_latents"][:, 0, 0, 0, 0] == -1).numpy()
     success = (b["obs_latents"][:, 0, 0, 0, 0] < 100).numpy()
     assert 0.4 < kept[success].mean() < 0.6 and not kept[~success].any()
-    # a kept goal's targets are the whole way the rollout took to its success, nothing past it
-    i = int(np.flatnonzero(kept)[0])
-    mask = b["action_mask"][i].numpy() > 0
-    t0 = int(b["obs_latents"][i, 0, 0, 0, 0])
-    assert b["actions"][i, mask, 0].max() == 10 and (t0 + b["action_offsets"][i, mask] <= 10).all()
+    # a kept goal's targets are the whole way the rollout took to its success (step 10), nothing past it
+    for i in np.flatnonzero(kept):
+        mask = b["action_mask"][i].numpy() > 0
+        t0 = int(b["obs_latents"][i, 0, 0, 0, 0])
+        np.testing.assert_array_equal(mask, t0 + b["action_offsets"][i].numpy() <= 10)
+        assert b["actions"][i, mask, 0].max() == 10
     with pytest.raises(ValueError, match="has 1 views, the rollout 2"):
         replay.add_rollout(lat, states, actions, chunks=[(0, 3)], reached_goal=given[:1])
+    with pytest.raises(ValueError, match="do not match the rollout's frames"):
+        replay.add_rollout(lat, states, actions, chunks=[(0, 3)], reached_goal=[g[:1] for g in given])
     with pytest.raises(ValueError, match="between 0 and 1"):
         HindsightReplay(CFG, keep_goal=1.5)

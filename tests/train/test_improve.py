@@ -176,7 +176,8 @@ def test_a_labelled_success_keeps_its_goal_in_a_round(tiny_policy_dir, tmp_path)
     engine = open_db(tmp_path / "lab.db")
     policy = Act2GoalPolicy.from_pretrained(tiny_policy_dir)
     goal, _ = expert_goal("place_empty_cup", "easy", 3, policy.config.resolution)
-    goal_id = record_goal(engine, tmp_path / "lab", goal, source="expert", task="place_empty_cup", seed=3).id
+    big = {v: img.repeat(2, 0).repeat(2, 1) for v, img in goal.items()}    # stored at another resolution
+    goal_id = record_goal(engine, tmp_path / "lab", big, source="expert", task="place_empty_cup", seed=3).id
     out = run_episode(policy, make_env("place_empty_cup", "easy", policy.config.resolution), 3, goal,
                       max_steps=12, record=True)
     ro = record_rollout(engine, tmp_path / "lab" / "rollouts", out["episode"], out["chunks"], goal_id=goal_id)
@@ -184,6 +185,8 @@ def test_a_labelled_success_keeps_its_goal_in_a_round(tiny_policy_dir, tmp_path)
     cfg = dataclasses.replace(CFG, collect=False, eval_episodes=0, keep_goal=0.5)
     r = improvement_round(engine, tiny_policy_dir, tmp_path / "run", cfg)
     assert (r.status, r.metrics["goals_kept"], r.metrics["rollouts"]) == ("done", 1, 1)
+    with pytest.raises(ValueError, match="Only successful rollouts keep their goal"):
+        dataclasses.replace(cfg, source="failure")
 
 
 def test_kill_mid_round_leaves_a_consistent_store(tiny_policy_dir, tmp_path):
