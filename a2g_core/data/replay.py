@@ -45,13 +45,17 @@ class _Rollout:
 GOALS = ("chunk", "future")
 
 
+def check_keep_goal(share: float) -> None:
+    if not 0 <= share <= 1:
+        raise ValueError(f"The share of samples that keep their given goal is between 0 and 1, not {share}.")
+
+
 class HindsightReplay:
     def __init__(self, cfg: msth.MSTHConfig, goal: str = "chunk", horizon: int | None = None,
                  keep_goal: float = 0.0):
         if goal not in GOALS:
             raise ValueError(f"Unknown relabelling {goal!r}; choose {' or '.join(GOALS)}.")
-        if not 0 <= keep_goal <= 1:
-            raise ValueError(f"The share of samples that keep their given goal is between 0 and 1, not {keep_goal}.")
+        check_keep_goal(keep_goal)
         self.cfg, self.goal, self.horizon = cfg, goal, horizon        # horizon: K as in data.windows
         self.keep_goal = keep_goal
         self.rollouts: list[_Rollout] = []

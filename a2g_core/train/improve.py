@@ -56,11 +56,10 @@ class ImproveConfig:
             raise ValueError(f"Unknown mode {self.mode!r}; choose easy or hard.")
         if self.source not in SOURCES:
             raise ValueError(f"Unknown source {self.source!r}; choose all, success or failure.")
-        from a2g_core.data.replay import GOALS
+        from a2g_core.data.replay import GOALS, check_keep_goal
         if self.relabel not in GOALS:
             raise ValueError(f"Unknown relabelling {self.relabel!r}; choose {' or '.join(GOALS)}.")
-        if not 0 <= self.keep_goal <= 1:
-            raise ValueError(f"The share of samples that keep their given goal is between 0 and 1, not {self.keep_goal}.")
+        check_keep_goal(self.keep_goal)
         if self.keep_goal and self.source == "failure":
             raise ValueError("Only successful rollouts keep their goal, and --source failure uses none: "
                              "use --source all or success with --keep-goal.")
