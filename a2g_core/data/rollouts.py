@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from a2g_core.data.episodes import init_dataset, square_resize, write_episode
 from a2g_core.store import crud
@@ -21,7 +22,6 @@ def record_goal(engine, root: str | Path, images: dict[str, np.ndarray], *, sour
                 mode: str | None = None, seed: int | None = None, name: str = "") -> Goal:
     """Write a goal's images (view -> RGB array) as PNGs under ``root/goals/``, then its row: a row
     never points at missing files."""
-    from PIL import Image
     folder = Path(root) / "goals" / uuid.uuid4().hex[:12]
     folder.mkdir(parents=True)
     paths = {}
@@ -39,7 +39,6 @@ def expert_goal_name(task: str, seed: int, frame: str = "final") -> str:
 def goal_images(goal: Goal, resolution: int | None = None) -> dict[str, np.ndarray]:
     """A goal row's images, view -> RGB array (views whose file is gone are left out), as stored or
     made ``resolution`` pixels square."""
-    from PIL import Image
     images = {}
     for view, path in goal.images.items():
         if Path(path).exists():
