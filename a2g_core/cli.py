@@ -216,11 +216,12 @@ def cmd_eval(args) -> int:
                              adapter=args.adapter, seed_start=args.seed_start, words=words, scenario=args.scenario,
                              progress=on_episode)
     bar.close()
-    print("| task | mode | success | 95% interval | episodes | mean steps |")
-    print("|---|---|---|---|---|---|")
+    print("| task | mode | success | 95% interval | episodes | mean steps | first grasp off the expert's (median) |")
+    print("|---|---|---|---|---|---|---|")
     for r in reports:
+        grasp = "—" if r["grasp_error_cm"] is None else f"{r['grasp_error_cm']:.1f} cm ({r['grasps']} episodes)"
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
-              f"{r['episodes']} | {r['mean_steps']:.0f} |")
+              f"{r['episodes']} | {r['mean_steps']:.0f} | {grasp} |")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy
@@ -566,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="closed-loop success of a policy in the simulator, with a 95%% interval",
                        description="Run the policy on seeds seed-start.. of a task and mode; the goal for each "
                                    "seed is the final frame of the scripted expert on that seed. Prints the success "
-                                   "rate with a 95% Wilson interval.")
+                                   "rate with a 95% Wilson interval, and how far from the expert's first grasp on "
+                                   "the same seed the policy first shut its gripper (median: does it find the object?).")
     e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
     e.add_argument("--adapter", type=Path, default=None,
                    help="LoRA adapter on top of it (an improvement round's RUN/adapters/round_NNN; default none)")

@@ -29,8 +29,9 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit; the
     policy's noise is seeded with ``noise_seed`` (default: ``seed``). With ``record``,
     ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]`` the (t0, t1)
-    step ranges of the executed chunks: the transitions of hindsight replay."""
-    from a2g_core.sim.rollout import Episode
+    step ranges of the executed chunks: the transitions of hindsight replay. ``out["grasp"]`` is where
+    the policy first shut the gripper (``sim.rollout.first_grasp``) or None."""
+    from a2g_core.sim.rollout import Episode, first_grasp
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed if noise_seed is None else noise_seed)
     limit = max_steps or env.max_steps
@@ -41,12 +42,13 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
         if record:
             for v, f in obs["images"].items():
                 frames[v].append(f)
-            states.append(obs["state"])
-            actions.append(info["action"])
+        states.append(obs["state"])
+        actions.append(info["action"])
         if info["is_success"] or terminated or truncated:
             break
+    grasp = first_grasp(states, actions)
     out = {"seed": seed, "noise_seed": seed if noise_seed is None else noise_seed,
-           "success": bool(info["is_success"]), "steps": step + 1}
+           "success": bool(info["is_success"]), "steps": step + 1, "grasp": None if grasp is None else grasp.tolist()}
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
@@ -61,7 +63,7 @@ def _episode_job(job) -> dict:
     import torch
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
-    from a2g_core.sim.rollout import expert_goal
+    from a2g_core.sim.rollout import expert_goal, expert_grasp
     if (path, adapter) not in _WORKER_CACHE:
         _WORKER_CACHE[(path, adapter)] = load_policy(path, adapter)
     policy = _WORKER_CACHE[(path, adapter)]
@@ -75,6 +77,9 @@ def _episode_job(job) -> dict:
     goal, ok = _WORKER_CACHE["goal"][1]
     out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps, noise_seed=noise_seed)
     out.update(task=task, mode=mode, expert_success=ok)
+    want = expert_grasp(task, mode, seed, res, words)
+    out["grasp_error_cm"] = (None if want is None or out["grasp"] is None
+                             else float(np.linalg.norm(np.asarray(out["grasp"]) - want) * 100))
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
 
@@ -96,7 +101,10 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     Episode i plays seed ``seed_start + i``, or with ``scenario`` the scene of that one seed every
     time, with the policy's noise seeded ``seed_start + i``.
     ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's).
-    ``max_steps``: end episodes earlier than the task's own limit (quick checks)."""
+    ``max_steps``: end episodes earlier than the task's own limit (quick checks).
+    Each cell also reports where its policy first shut the gripper against where the expert did on
+    the same seed: ``grasps`` (episodes where both did) and ``grasp_error_cm`` (their median distance,
+    None without any): whether a failing policy finds the object at all."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -130,7 +138,9 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     for (task, mode), rs in results.items():
         k = sum(r["success"] for r in rs)
         lo, hi = wilson(k, len(rs))
+        grasps = [r["grasp_error_cm"] for r in rs if r["grasp_error_cm"] is not None]
         reports.append({"task": task, "mode": mode, "episodes": len(rs), "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
+                        "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

@@ -86,7 +86,33 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
 
-_GOALS: dict[tuple, tuple[dict[str, dict], bool]] = {}
+GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
+
+
+def first_grasp(states, actions) -> np.ndarray | None:
+    """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open;
+    None if it never was (it never closed, or it held its tool from the start, as in writing)."""
+    closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED
+    opened = np.flatnonzero(~closed)
+    shut = np.flatnonzero(closed[opened[0]:]) if len(opened) else []
+    return np.asarray(states)[opened[0] + shut[0], :3].copy() if len(shut) else None
+
+
+_GOALS: dict[tuple, tuple[dict[str, dict], bool, np.ndarray | None]] = {}
+
+
+def _expert(task: str, mode: str, seed: int, resolution: int, words: tuple[str, ...] | None) -> tuple:
+    """(goal images by rule, success, first grasp) of the expert on a seed, cached."""
+    words = tuple(words) if words else None
+    key = (task, mode, seed, resolution, words)
+    if key not in _GOALS:
+        env = TabletopEnv(task, mode, resolution, words=list(words) if words else None)
+        ep = run_expert(env, seed)
+        env.close()
+        if len(_GOALS) > 64:
+            _GOALS.pop(next(iter(_GOALS)))
+        _GOALS[key] = ({f: ep.goal_at(f) for f in GOAL_FRAMES}, ep.success, first_grasp(ep.states, ep.actions))
+    return _GOALS[key]
 
 
 def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tuple[str, ...] | None = None,
@@ -95,15 +121,11 @@ def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tu
     and whether the expert succeeded. ``words`` (writing) must be what the evaluated env was built
     with, so both draw the same word. Cached: the same arguments always give the same frames."""
     check_goal_frame(frame)
-    words = tuple(words) if words else None
-    key = (task, mode, seed, resolution, words)
-    if key not in _GOALS:
-        from a2g_core.sim.env import TabletopEnv
-        env = TabletopEnv(task, mode, resolution, words=list(words) if words else None)
-        ep = run_expert(env, seed)
-        env.close()
-        if len(_GOALS) > 64:
-            _GOALS.pop(next(iter(_GOALS)))
-        _GOALS[key] = ({f: ep.goal_at(f) for f in GOAL_FRAMES}, ep.success)
-    goals, ok = _GOALS[key]
+    goals, ok, _ = _expert(task, mode, seed, resolution, words)
     return goals[frame], ok
+
+
+def expert_grasp(task: str, mode: str, seed: int, resolution: int = 96,
+                 words: tuple[str, ...] | None = None) -> np.ndarray | None:
+    """``first_grasp`` of the expert on a seed (the same run, and cache, as ``expert_goal``)."""
+    return _expert(task, mode, seed, resolution, words)[2]

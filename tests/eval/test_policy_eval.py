@@ -3,7 +3,7 @@ import numpy as np
 
 from a2g_core.eval.policy_eval import evaluate, load_policy, run_episode
 from a2g_core.sim import make_env
-from a2g_core.sim.rollout import expert_goal
+from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
 
 
 def test_a_scenario_keeps_the_scene_and_draws_the_noise(tiny_policy_dir):
@@ -20,3 +20,30 @@ def test_a_scenario_keeps_the_scene_and_draws_the_noise(tiny_policy_dir):
     assert [(r["seed"], r["noise_seed"]) for r in rep["results"]] == [(7, 10_000), (7, 10_001)]
     rep = evaluate(tiny_policy_dir, task="place_empty_cup", mode="hard", episodes=2, max_steps=6)
     assert [(r["seed"], r["noise_seed"]) for r in rep["results"]] == [(10_000, 10_000), (10_001, 10_001)]
+
+
+def test_first_grasp_is_where_the_gripper_first_shuts_after_being_open():
+    states = np.arange(6 * 5, dtype=np.float32).reshape(6, 5)
+    grip = lambda *g: np.array([[0, 0, 0, 0, x] for x in g], np.float32)
+    np.testing.assert_array_equal(first_grasp(states, grip(0, 0, 1, 1, 0)), states[2, :3])
+    assert first_grasp(states, grip(0, 0, 0, 0, 0)) is None          # never shut
+    assert first_grasp(states, grip(1, 1, 1, 1, 1)) is None          # holding a tool from the start (writing)
+    np.testing.assert_array_equal(first_grasp(states, grip(1, 0, 0, 1, 1)), states[3, :3])
+
+
+def test_replaying_the_expert_grasps_where_the_expert_did():
+    class Replay:                                        # the policy contract's two closed-loop calls
+        def reset(self, seed):
+            self.i = 0
+
+        def select_action(self, obs, goal):
+            self.i += 1
+            return ep.actions[min(self.i, len(ep.actions)) - 1]
+
+    env = make_env("place_empty_cup", "easy", 64)
+    ep = run_expert(env, 3)
+    want = expert_grasp("place_empty_cup", "easy", 3, 64)
+    assert want is not None and want[2] < 0.1              # the expert shuts low, at the cup
+    out = run_episode(Replay(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0])
+    assert out["success"]
+    np.testing.assert_allclose(out["grasp"], want, atol=1e-4)
