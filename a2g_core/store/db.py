@@ -2,6 +2,8 @@
 version is SQLite's ``user_version`` and ``MIGRATIONS`` brings an older file up to date in place."""
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,9 +25,18 @@ SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 def _on_connect(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    # Turning a new file to WAL needs a lock that SQLite's busy handler does not always wait for
+    # (measured: 1 of 150 processes opening one new file at once got "database is locked"), so wait here.
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 99:
+                raise
+            time.sleep(0.1)
+    cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
