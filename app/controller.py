@@ -213,6 +213,8 @@ class LabController:
                 s.env = make_env(task, mode, self.resolution)
             s.seed = seed
             s.obs, s.info = s.env.reset(seed=seed)
+            with self._policy_lock:         # the policy's noise as `eval` draws it for this seed
+                self.policy.reset(seed)
             s.plan, s.demo = None, None
             return self._view(s)
         return self._exclusive(s, reset)

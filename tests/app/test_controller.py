@@ -108,3 +108,26 @@ def test_the_lab_switches_its_base_policy(tiny_policy_dir, tiny_dp_gc_dir, tmp_p
         assert ctrl.policy_dir == tiny_dp_gc_dir           # nothing changed by the refusals
     finally:
         ctrl.close()
+
+
+def test_a_reset_scene_plays_as_eval_plays_its_seed(tiny_policy_dir, tmp_path):
+    """The lab's first chunk on seed S is `eval`'s: the policy's noise is reset to S with the scene."""
+    import numpy as np
+
+    from a2g_core.eval.policy_eval import load_policy, run_episode
+    from a2g_core.sim import make_env
+    from a2g_core.sim.rollout import expert_goal
+    ctrl = LabController(tiny_policy_dir, tmp_path)
+    try:
+        sid = ctrl.new_session()
+        ctrl.goal_expert(sid, "place_empty_cup", "easy", 5)
+        ctrl.policy.reset(123)                       # whatever noise the lab's policy was at before
+        ctrl.sim_reset(sid, "place_empty_cup", "easy", 5)
+        ctrl.exec_step(sid, imagine=False)
+        lab = np.array(ctrl._sessions[sid].rec.actions)
+        e = len(lab)
+        want = run_episode(load_policy(tiny_policy_dir), make_env("place_empty_cup", "easy", 64), 5,
+                           expert_goal("place_empty_cup", "easy", 5, 64)[0], max_steps=e, record=True)["episode"]
+        np.testing.assert_allclose(lab, want.actions, atol=1e-5)
+    finally:
+        ctrl.close()
