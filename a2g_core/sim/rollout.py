@@ -92,10 +92,12 @@ GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open,
 def first_grasp(states, actions) -> np.ndarray | None:
     """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open;
     None if it never was (it never closed, or it held its tool from the start, as in writing)."""
-    closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED
+    closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED       # action: x, y, z, yaw, grip
     opened = np.flatnonzero(~closed)
-    shut = np.flatnonzero(closed[opened[0]:]) if len(opened) else []
-    return np.asarray(states)[opened[0] + shut[0], :3].copy() if len(shut) else None
+    if not len(opened):
+        return None
+    shut = opened[0] + np.flatnonzero(closed[opened[0]:])
+    return np.asarray(states)[shut[0], :3].copy() if len(shut) else None
 
 
 _GOALS: dict[tuple, tuple[dict[str, dict], bool, np.ndarray | None]] = {}
