@@ -59,24 +59,27 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # A single-task Act2Goal, the recipe that succeeds (README, model section, item 9): 100 clean and 500 DART
 # expert episodes of TASK in easy mode (TASK_MODE=all adds hard), the shipped VAE, stage 1 (L_v + 0.1 L_a,
 # fixed horizon) for 4000 steps, then the paper's stage 2 (L_a end to end) for 4000 -> assets/checkpoints/TASK
-# (about 45 minutes on 2 cores).
+# (about 45 minutes on 2 cores). RES=96 renders 96 px frames for the same VAE (it is convolutional) and
+# names the runs and the checkpoint TASK_96px.
 TASK ?= place_empty_cup
 TASK_MODE ?= easy
-TASK_DATA = sessions/data/$(TASK)_dart64
+RES ?= 64
+NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
+TASK_DATA = sessions/data/$(TASK)_dart$(RES)
 ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
-	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution 64 \
+	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
 		--out $(TASK_DATA)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 500 --seed-start 1000 \
-		--noise 0.015 --workers 2 --resolution 64 --out $(TASK_DATA)
-	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) --out $(RUNS)/$(TASK)_s1
-	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(TASK)_s1/final $(ONE) --out $(RUNS)/$(TASK)_s2
-	rm -rf assets/checkpoints/$(TASK) && mkdir -p assets/checkpoints/$(TASK) && \
-		cp -r $(RUNS)/$(TASK)_s2/final/. assets/checkpoints/$(TASK)/
-	cp $(RUNS)/$(TASK)_s1/log.jsonl assets/checkpoints/$(TASK)/train_log_stage1.jsonl
-	cp $(RUNS)/$(TASK)_s2/log.jsonl assets/checkpoints/$(TASK)/train_log_stage2.jsonl
-	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(TASK)_s1/log.jsonl" \
-		--log "stage 2=$(RUNS)/$(TASK)_s2/log.jsonl" --out assets/checkpoints/$(TASK)/training.png
+		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
+	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) --out $(RUNS)/$(NAME)_s1
+	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
+	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
+		cp -r $(RUNS)/$(NAME)_s2/final/. assets/checkpoints/$(NAME)/
+	cp $(RUNS)/$(NAME)_s1/log.jsonl assets/checkpoints/$(NAME)/train_log_stage1.jsonl
+	cp $(RUNS)/$(NAME)_s2/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2.jsonl
+	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(NAME)_s1/log.jsonl" \
+		--log "stage 2=$(RUNS)/$(NAME)_s2/log.jsonl" --out assets/checkpoints/$(NAME)/training.png
 
 LR := sessions/lerobot-check
 lerobot-check: $(STAMP)  ## export a small dataset and open it with LeRobot's own reader (separate .venv-lerobot)

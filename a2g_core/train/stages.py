@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -60,14 +61,18 @@ def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, vae_config
 
 
 def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str = "act2goal",
-                 profile: str = "tabletop") -> Act2GoalPolicy:
+                 profile: str = "tabletop", resolution: int | None = None) -> Act2GoalPolicy:
     """A fresh policy of ``preset`` (a name or a config), sized to the trained VAE in ``vae_dir`` and
-    laid out for the embodiment ``profile`` (views, state and action dimensions)."""
+    laid out for the embodiment ``profile`` (views, state and action dimensions). ``resolution``:
+    the frames' size where it is not the VAE's; the VAE is convolutional, so its weights read any
+    size its downsampling divides (a 64 px VAE reads 96 px frames into 24×24 latents)."""
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if variant not in VARIANTS:
         raise ValueError(f"Unknown policy {variant!r}; choose one of {', '.join(VARIANTS)}.")
     vae = load_network(VideoVAE, Path(vae_dir))
+    if resolution and resolution != vae.config.resolution:
+        vae.config = dataclasses.replace(vae.config, resolution=resolution)
     vae.requires_grad_(False)
     base = PRESETS[preset] if isinstance(preset, str) else preset
     cfg = base.fit_to_vae(vae.config).with_(**VARIANTS[variant], **LAYOUTS[profile])
@@ -101,7 +106,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         if profile not in LAYOUTS:
             raise ValueError(f"The dataset {data} comes from the {profile!r} profile; the models know "
                              f"{', '.join(LAYOUTS)}.")
-        policy = build_policy(preset, vae_dir, variant, profile)
+        policy = build_policy(preset, vae_dir, variant, profile, resolution=int(store.spec["resolution"]))
     if sorted(store.views) != sorted(policy.config.views):
         raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
     if store.spec["resolution"] != policy.config.resolution:

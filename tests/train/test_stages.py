@@ -91,3 +91,22 @@ def test_eval_reports_success_with_an_interval(run):
         evaluate(run / "s2" / "final", task="juggling", mode="easy", episodes=1)
     with pytest.raises(ValueError, match="No checkpoint"):
         evaluate(run / "nowhere", task="plating", mode="easy", episodes=1)
+
+
+def test_a_vae_trained_on_64_px_frames_reads_96_px_data(run, tmp_path):
+    """The VAE is convolutional: stage 1 on 96 px frames takes a 64 px VAE's weights as they are,
+    with 1.5× the latents and the preset's token grid kept (bigger patches)."""
+    generate(tmp_path / "data96", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=96)
+    one = TrainConfig(steps=1, batch_size=2, warmup=1, log_every=1, ckpt_every=1)
+    train_policy(tmp_path / "data96", tmp_path / "s1", one, stage=1, preset=POLICY, vae_dir=run / "vae" / "vae")
+    policy = Act2GoalPolicy.from_pretrained(tmp_path / "s1" / "final")
+    small = Act2GoalPolicy.from_pretrained(run / "s1" / "final")
+    assert (policy.config.resolution, policy.vae.config.resolution) == (96, 96)
+    assert policy.config.latent_size == small.config.latent_size * 3 // 2
+    assert policy.config.latent_size // policy.config.patch_size == small.config.latent_size // small.config.patch_size
+    torch.testing.assert_close(policy.vae.ae.encoder.conv_in.weight, small.vae.ae.encoder.conv_in.weight)
+    env = make_env("place_empty_cup", "easy", 96)
+    obs, _ = env.reset(seed=0)
+    goal = {v: np.asarray(img) for v, img in EpisodeStore(tmp_path / "data96")[0].goal().items()}
+    assert policy.predict_action_chunk(obs, goal).shape == (1, POLICY.msth_P, 5)
+    env.close()
