@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 venv: $(STAMP)  ## create .venv and install requirements.txt into it
 
-POLICY ?= assets/checkpoints/tiny
+POLICY ?= assets/checkpoints/move_can_pot
 run: $(STAMP)  ## start the lab on http://127.0.0.1:7860 (POLICY=folder for another checkpoint)
 	$(BIN)/python app.py --policy $(POLICY)
 

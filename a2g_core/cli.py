@@ -212,6 +212,11 @@ def cmd_eval(args) -> int:
     if args.adapter is not None:
         from a2g_core.models.lora import check_adapter
         check_adapter(args.adapter)                       # before any worker starts
+    from a2g_core.models.act2goal import describe_cells, trained_on
+    known = trained_on(args.policy)
+    for task, mode in cells:
+        if known and (task, mode) not in known:
+            print(f"note: {args.policy} was trained on {describe_cells(known)}, not on {task}/{mode}.")
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
                              adapter=args.adapter, seed_start=args.seed_start, words=words, scenario=args.scenario,
                              progress=on_episode)

@@ -28,7 +28,7 @@ from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
 from a2g_core.store import crud, open_db
 
-DEFAULT_POLICY = Path("assets/checkpoints/tiny")
+DEFAULT_POLICY = Path("assets/checkpoints/move_can_pot")      # the shipped checkpoint that succeeds most
 SHIPPED_BENCHMARK = Path("assets/benchmark/paper")         # `benchmark --suite paper` on the shipped checkpoints
 DEFAULT_ROOT = Path("sessions/lab")
 UPLOAD_LIMIT = 10 * 2**20                       # bytes per goal image
@@ -176,7 +176,19 @@ class LabController:
         self._register(policy_dir)
         with self._policy_lock:
             self.policy, self.policy_dir, self.adapter = policy, policy_dir, adapter
-        return f"The lab's policy is now {policy_dir}" + (f" + {adapter}" if adapter else " (no adapter)") + "."
+        return f"The lab's policy is now {self.describe_policy()}."
+
+    def describe_policy(self) -> str:
+        """The policy in use, its adapter and what it was trained on, for the operator."""
+        from a2g_core.models.act2goal import describe_cells
+        cells = self.policy.trained_on
+        return (f"{self.policy_dir}" + (f" + {self.adapter}" if self.adapter else " (no adapter)") + ", trained on "
+                + (describe_cells(cells) if cells else "tasks its checkpoint does not record"))
+
+    @property
+    def default_task(self) -> str:
+        """The task the lab's pages open on: the first its starting policy was trained on."""
+        return self.policy.trained_on[0][0] if self.policy.trained_on else "place_empty_cup"
 
     def _register(self, policy_dir: Path) -> None:
         """Record a base checkpoint the lab loaded, once."""

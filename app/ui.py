@@ -52,7 +52,7 @@ def create_goals_tab(ctrl: LabController, sid: gr.State) -> dict:
         with gr.Column():
             gr.Markdown("**Expert goal** (the paper's goals: the expert's final frame on this scene)")
             with gr.Row():
-                task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="Task")
+                task = gr.Dropdown(list(TASKS), value=ctrl.default_task, label="Task")
                 mode = gr.Radio(list(MODES), value="easy", label="Mode")
                 seed = gr.Number(value=10_000, precision=0, label="Seed", minimum=0, elem_id="goal-seed")
             expert = gr.Button("Use expert goal", variant="primary")
@@ -132,7 +132,7 @@ def create_imagine_tab(ctrl: LabController, sid: gr.State) -> dict:
 # ---------------------------------------------------------------------- Execute
 def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
     with gr.Row():
-        task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="Task")
+        task = gr.Dropdown(list(TASKS), value=ctrl.default_task, label="Task")
         mode = gr.Radio(list(MODES), value="easy", label="Mode")
         seed = gr.Number(value=10_000, precision=0, label="Seed", minimum=0, elem_id="exec-seed")
         reset = gr.Button("Reset scene")
@@ -282,7 +282,7 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                 "The defaults are the paper's; the setting measured to lift a policy (README, self-improvement) is "
                 "rollouts used *success*, relabelled goal *any later reached*, a success's kept goals *0.5*, buffer 200.")
     with gr.Row():
-        task = gr.Dropdown(list(TASKS), value="place_empty_cup", label="task")
+        task = gr.Dropdown(list(TASKS), value=ctrl.default_task, label="task")
         mode = gr.Radio(list(MODES), value="hard", label="mode")
         scenario = gr.Textbox(value="", placeholder="e.g. 10003", label="scenario: one scene's seed (empty: a new "
                               "scene per rollout, evaluation on the unseen seeds)")
@@ -314,7 +314,7 @@ def create_improve_tab(ctrl: LabController, sid: gr.State) -> dict:
                              "(base checkpoint)", interactive=True, allow_custom_value=True)
         adapter = gr.Dropdown(choices=[("none (base)", "")], value="", label="adapter on that base", interactive=True)
         use = gr.Button("Use this policy")
-    used = gr.Markdown(f"The lab's policy: {ctrl.policy_dir} (no adapter).")
+    used = gr.Markdown(f"The lab's policy: {ctrl.describe_policy()}.")
     timer = gr.Timer(2.0, active=False)
 
     def poll():

@@ -170,7 +170,7 @@ class EpisodeStore:
                              f"`python -m a2g_core gen-data`.")
         self.spec = json.loads(spec_path.read_text())
         self.episodes: list[StoredEpisode] = []
-        counts: dict[tuple, int] = {}
+        self.cells: dict[tuple[str, str], int] = {}                 # episodes kept per (task, mode)
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")):
             meta_path = d / "meta.json"
             if not meta_path.exists():
@@ -181,9 +181,9 @@ class EpisodeStore:
             if only_success and not meta["success"]:
                 continue
             cell = (meta["task"], meta["mode"])
-            if per_task is not None and counts.get(cell, 0) >= per_task:
+            if per_task is not None and self.cells.get(cell, 0) >= per_task:
                 continue
-            counts[cell] = counts.get(cell, 0) + 1
+            self.cells[cell] = self.cells.get(cell, 0) + 1
             self.episodes.append(StoredEpisode(d, meta))
 
     def __len__(self) -> int:

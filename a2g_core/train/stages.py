@@ -120,6 +120,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         chunks = windows.sample(np.random.default_rng(0), 4096)
         policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),
                                  chunks["obs_latents"].numpy())
+    policy.trained_on = sorted(set(policy.trained_on or ()) | set(store.cells))
     policy.stage = stage
     policy.train()
     policy.vae.eval()

@@ -88,7 +88,9 @@ def test_the_lab_switches_its_base_policy(tiny_policy_dir, tiny_dp_gc_dir, tmp_p
         ctrl.sim_reset(sid, "place_empty_cup", "easy", 3)
         ctrl.goal_expert(sid, "place_empty_cup", "easy", 3)
         ctrl.exec_step(sid, False)                         # a rollout of the first base is open
-        assert "dp_gc64 (no adapter)" in ctrl.use_policy(str(tiny_dp_gc_dir))
+        assert ctrl.default_task == "place_empty_cup"         # a checkpoint that does not record its tasks
+        assert ctrl.use_policy(str(tiny_dp_gc_dir)).endswith("dp_gc64 (no adapter), trained on tasks its checkpoint "
+                                                              "does not record.")
         assert not ctrl.policy.config.use_world_model and ctrl.adapter is None
         ctrl.exec_step(sid, False)                         # the switch closed it; this chunk opens the next
         ctrl.exec_stop(sid)
@@ -129,5 +131,19 @@ def test_a_reset_scene_plays_as_eval_plays_its_seed(tiny_policy_dir, tmp_path):
         want = run_episode(load_policy(tiny_policy_dir), make_env("place_empty_cup", "easy", 64), 5,
                            expert_goal("place_empty_cup", "easy", 5, 64)[0], max_steps=e, record=True)["episode"]
         np.testing.assert_allclose(lab, want.actions, atol=1e-5)
+    finally:
+        ctrl.close()
+
+
+def test_the_lab_opens_on_the_task_its_policy_was_trained_on(tiny_policy_dir, tmp_path):
+    import shutil
+    policy = tmp_path / "can64"
+    shutil.copytree(tiny_policy_dir, policy)
+    (policy / "policy.json").write_text('{"type": "act2goal", "trained_on": [["move_can_pot", "easy"], '
+                                        '["move_can_pot", "hard"]]}')
+    ctrl = LabController(policy, tmp_path / "lab")
+    try:
+        assert ctrl.default_task == "move_can_pot"
+        assert ctrl.describe_policy() == f"{policy} (no adapter), trained on move_can_pot (easy, hard)"
     finally:
         ctrl.close()

@@ -54,6 +54,15 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
     rel = (chunks["actions"] - chunks["state"][:, None] * torch.tensor([1.0, 1, 1, 1, 0])).reshape(-1, 5)
     torch.testing.assert_close(a.expert.action_mean, rel.mean(0))
     assert not torch.equal(a.world_model.blocks[0].attn1.to_q.weight, b.world_model.blocks[0].attn1.to_q.weight)
+    assert a.trained_on == b.trained_on == [("place_empty_cup", "easy")]   # recorded in policy.json, kept by stage 2
+
+
+def test_eval_notes_a_task_the_policy_was_not_trained_on(run, capsys):
+    from a2g_core.cli import main
+    main(["eval", "--policy", str(run / "s2" / "final"), "--task", "place_empty_cup,plug_in", "--mode", "easy",
+          "--episodes", "1", "--workers", "1", "--db", ""])
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {run / 's2' / 'final'} was trained on place_empty_cup (easy), not on plug_in/easy."]
 
 
 def test_trained_policy_drives_the_sim(run):

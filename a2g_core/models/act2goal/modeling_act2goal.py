@@ -195,6 +195,24 @@ class ActionExpert(nn.Module):
         return self.head(x, emb)[:, n:]
 
 
+def trained_on(directory) -> list[tuple[str, str]] | None:
+    """The (task, mode) cells a saved policy was trained on, as its ``policy.json`` records them
+    (None for a checkpoint that does not: those saved before the record existed)."""
+    import json
+    from pathlib import Path
+    path = Path(directory) / "policy.json"
+    cells = json.loads(path.read_text()).get("trained_on") if path.exists() else None
+    return [tuple(c) for c in cells] if cells else None
+
+
+def describe_cells(cells) -> str:
+    """[(move_can_pot, easy), (move_can_pot, hard)] → 'move_can_pot (easy, hard)'."""
+    by_task: dict[str, list[str]] = {}
+    for task, mode in cells:
+        by_task.setdefault(task, []).append(mode)
+    return "; ".join(f"{t} ({', '.join(m)})" for t, m in by_task.items())
+
+
 class Act2GoalPolicy(nn.Module):
     """The policy contract (STYLE.md rule 3): ``forward(batch) -> (loss, dict)``,
     ``predict_action_chunk``, ``select_action`` (a queue of the E executed actions), ``reset``, and
@@ -214,6 +232,7 @@ class Act2GoalPolicy(nn.Module):
         self.expert = ActionExpert(config)
         self.vae = vae
         self.stage = 1
+        self.trained_on: list[tuple[str, str]] | None = None   # (task, mode) cells of its data; None: not recorded
         self._queue: list[np.ndarray] = []
         # control's noise and imagine's are separate streams: imagining (the lab records it every chunk)
         # never changes which actions a seed gets
@@ -400,7 +419,9 @@ class Act2GoalPolicy(nn.Module):
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory) -> None:
         """``world_model/``, ``action_expert/`` (with the normalisation statistics) and ``vae/``, each
-        as config.json + model.safetensors, and ``policy.json`` naming the policy type."""
+        as config.json + model.safetensors, and ``policy.json`` naming the policy type and the
+        (task, mode) cells it was trained on."""
+        import json
         from pathlib import Path
 
         from a2g_core.models.io import save_network
@@ -409,7 +430,8 @@ class Act2GoalPolicy(nn.Module):
         save_network(self.expert, d / "action_expert")
         if self.vae is not None:
             save_network(self.vae, d / "vae")
-        (d / "policy.json").write_text('{"type": "%s"}\n' % self.name)
+        meta = {"type": self.name, **({"trained_on": [list(c) for c in self.trained_on]} if self.trained_on else {})}
+        (d / "policy.json").write_text(json.dumps(meta) + "\n")
 
     @classmethod
     def from_pretrained(cls, directory, adapter=None) -> "Act2GoalPolicy":
@@ -426,6 +448,7 @@ class Act2GoalPolicy(nn.Module):
         policy.expert = load_network(ActionExpert, d / "action_expert", config=wm.config)
         if policy.vae is not None:
             policy.vae.requires_grad_(False)
+        policy.trained_on = trained_on(d)
         if adapter is not None:
             from a2g_core.models.lora import wrap_with_lora
             policy = wrap_with_lora(policy, adapter=adapter).merge_and_unload()
