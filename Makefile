@@ -59,7 +59,8 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # A single-task Act2Goal, the recipe that succeeds (README, model section, item 9): 100 clean and 500 DART
 # expert episodes of TASK in easy mode (TASK_MODE=all adds hard), the shipped VAE, stage 1 (L_v + 0.1 L_a,
 # fixed horizon) for 4000 steps, then the paper's stage 2 (L_a end to end) for 4000 -> assets/checkpoints/TASK
-# (about 45 minutes on 2 cores). RES=96 renders 96 px frames for the same VAE (it is convolutional) and
+# (about 45 minutes on 2 cores), evaluated on 50 unseen seeds per mode (eval.json, listed by the lab's
+# Benchmarks tab). RES=96 renders 96 px frames for the same VAE (it is convolutional) and
 # names the runs and the checkpoint TASK_96px.
 TASK ?= place_empty_cup
 TASK_MODE ?= easy
@@ -80,6 +81,8 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 	cp $(RUNS)/$(NAME)_s2/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2.jsonl
 	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(NAME)_s1/log.jsonl" \
 		--log "stage 2=$(RUNS)/$(NAME)_s2/log.jsonl" --out assets/checkpoints/$(NAME)/training.png
+	$(BIN)/python -m a2g_core eval --policy assets/checkpoints/$(NAME) --task $(TASK) --mode $(TASK_MODE) --episodes 50 \
+		--workers 2 --db '' --json assets/checkpoints/$(NAME)/eval.json
 
 LR := sessions/lerobot-check
 lerobot-check: $(STAMP)  ## export a small dataset and open it with LeRobot's own reader (separate .venv-lerobot)

@@ -83,9 +83,11 @@ class SimSession:
 
 class LabController:
     def __init__(self, policy_dir: str | Path = DEFAULT_POLICY, root: str | Path = DEFAULT_ROOT,
-                 db: str | Path | None = None, benchmark_dir: str | Path = SHIPPED_BENCHMARK):
+                 db: str | Path | None = None, benchmark_dir: str | Path = SHIPPED_BENCHMARK,
+                 checkpoints_dir: str | Path = DEFAULT_POLICY.parent):
         from a2g_core.models.act2goal import Act2GoalPolicy
         self.policy_dir, self.root, self.benchmark_dir = Path(policy_dir), Path(root), Path(benchmark_dir)
+        self.checkpoints_dir = Path(checkpoints_dir)         # the shipped checkpoints, each with its eval.json
         if not (self.policy_dir / "policy.json").exists():
             raise LabError(f"No policy checkpoint at {self.policy_dir}; train one (make checkpoint) or pass --policy.")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -152,7 +154,7 @@ class LabController:
     # ------------------------------------------------------------------ policy and adapters
     def policies(self) -> list[str]:
         """The base checkpoints the lab can switch to: the shipped ones and every one its store knows."""
-        shipped = [str(p.parent) for p in sorted(DEFAULT_POLICY.parent.glob("*/policy.json"))]
+        shipped = [str(p.parent) for p in sorted(self.checkpoints_dir.glob("*/policy.json"))]
         known = [c.path for c in crud.list_checkpoints(self.engine, kind="base")]
         return [p for p in dict.fromkeys([str(self.policy_dir), *shipped, *known]) if (Path(p) / "policy.json").exists()]
 
@@ -633,7 +635,8 @@ class LabController:
 
     # ------------------------------------------------------------------ benchmarks
     def evaluations(self) -> list:
-        """The database's evaluations, then the shipped paper-suite results (``benchmark_dir/cells.jsonl``)."""
+        """The database's evaluations, then the shipped paper-suite results (``benchmark_dir/cells.jsonl``),
+        then each shipped checkpoint's own (``checkpoints_dir/*/eval.json``, written by `eval --json`)."""
         import json
 
         from a2g_core.store.tables import Evaluation
@@ -646,6 +649,12 @@ class LabController:
                     rows.append(Evaluation(policy=str(self.benchmark_dir), method=c["method"], task=c["task"],
                                            mode=c["mode"], episodes=c["episodes"], success=c["success"],
                                            ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {shipped}"))
+        for path in sorted(self.checkpoints_dir.glob("*/eval.json")):
+            method = json.loads((path.parent / "policy.json").read_text())["type"]
+            for c in json.loads(path.read_text())["cells"]:
+                rows.append(Evaluation(policy=str(path.parent), method=method, task=c["task"], mode=c["mode"],
+                                       episodes=c["episodes"], success=c["success"], ci_low=c["ci95"][0],
+                                       ci_high=c["ci95"][1], suite=f"shipped {path}"))
         return rows
 
     # ------------------------------------------------------------------ bridge (Genie-01 / any openpi client)

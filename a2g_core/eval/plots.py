@@ -1,6 +1,9 @@
 """Plotly figures of stored results, shared by the lab's tabs and the benchmark report."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import plotly.graph_objects as go
 
 
@@ -26,11 +29,18 @@ def success_lines(runs: dict[str, list[tuple[int, float]]], title: str = "succes
 
 
 def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)") -> go.Figure:
-    """Success per task × mode × method with 95% intervals."""
+    """Success per task × mode × method with 95% intervals; a method's checkpoints apart where
+    several have results for one task and mode (the all-task checkpoint beside a single-task one)."""
     fig = go.Figure()
+    shared = {k for k, n in Counter((e.method, e.task, e.mode) for e in rows).items() if n > 1}
+
+    def name(e) -> str:
+        method = e.method or "policy"
+        return (f"{method} ({Path(e.policy).name})" if (e.method, e.task, e.mode) in shared else method) + f" · {e.mode}"
+
     groups: dict[str, list] = {}
     for e in rows:
-        groups.setdefault(f"{e.method or 'policy'} · {e.mode}", []).append(e)
+        groups.setdefault(name(e), []).append(e)
     for name, es in groups.items():
         fig.add_trace(go.Bar(x=[e.task for e in es], y=[e.success for e in es], name=name,
                              error_y=dict(type="data", symmetric=False, array=[e.ci_high - e.success for e in es],

@@ -1,4 +1,5 @@
 import threading
+from pathlib import Path
 
 from app.controller import LabController
 
@@ -46,12 +47,35 @@ def test_benchmarks_include_the_shipped_paper_suite(tiny_policy_dir, tmp_path):
              {"table": "writing", "method": "act2goal", "task": "writing", "mode": "easy", "detail": "short/seen",
               "success": 0.5, "ci95": [0.2, 0.8], "episodes": 8}]
     (bench / "cells.jsonl").write_text("\n".join(json.dumps(c) for c in cells) + "\n")
-    ctrl = LabController(tiny_policy_dir, tmp_path / "lab", benchmark_dir=bench)
+    ctrl = LabController(tiny_policy_dir, tmp_path / "lab", benchmark_dir=bench, checkpoints_dir=tmp_path / "none")
     try:
         (row,) = ctrl.evaluations()                  # success cells only; the database is empty
         assert (row.method, row.task, row.mode, row.success, row.ci_low) == ("dp_gc", "plating", "hard", 0.25, 0.1)
     finally:
         ctrl.close()
+
+
+def test_benchmarks_include_the_shipped_checkpoints_own_evaluations(tiny_policy_dir, tmp_path):
+    """The shipped single-task checkpoints carry `eval --json`'s report: the lab lists their figures."""
+    ctrl = LabController(tiny_policy_dir, tmp_path / "lab", benchmark_dir=tmp_path / "none")
+    try:
+        rows = {(Path(e.policy).name, e.task, e.mode): e for e in ctrl.evaluations()}
+        can = rows["move_can_pot", "move_can_pot", "easy"]
+        assert (can.method, can.episodes, can.success) == ("act2goal", 50, 0.84)
+        assert can.ci_low < 0.84 < can.ci_high and can.suite.endswith("move_can_pot/eval.json")
+    finally:
+        ctrl.close()
+
+
+def test_the_benchmark_plot_keeps_two_checkpoints_of_one_method_apart():
+    from a2g_core.eval.plots import evaluation_plot
+    from a2g_core.store.tables import Evaluation
+    rows = [Evaluation(policy="assets/benchmark/paper", method="act2goal", task="move_can_pot", mode="easy", success=0.0),
+            Evaluation(policy="assets/checkpoints/move_can_pot", method="act2goal", task="move_can_pot", mode="easy",
+                       success=0.84),
+            Evaluation(policy="assets/benchmark/paper", method="dp_gc", task="move_can_pot", mode="easy", success=0.0)]
+    assert [t.name for t in evaluation_plot(rows).data] == ["act2goal (paper) · easy", "act2goal (move_can_pot) · easy",
+                                                            "dp_gc · easy"]
 
 
 def test_expert_goals_follow_the_policys_goal_frame(tmp_path):
