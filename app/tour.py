@@ -82,7 +82,7 @@ def run_tour(url: str, out: str | Path, *, seed: int = 10_000, improve: dict | N
         page.get_by_role("button", name="Refresh list").click()
         _wait_text(page, "chunks · policy", 120)
         page.get_by_label("failure").check()
-        page.get_by_label("note").fill("the arm stopped short of the cup")
+        page.get_by_label("note").fill("stopped after one chunk")
         page.get_by_role("button", name="Save label").click()
         _wait_text(page, "labelled failure", 60)
         shot("review")

@@ -21,5 +21,5 @@ def test_whole_loop_in_a_real_browser(lab):
                                                         "improve.png", "benchmarks.png"]
     assert all(s.stat().st_size > 10_000 for s in shots)
     (r,) = ctrl.rollouts(label="failure")
-    assert r.note == "the arm stopped short of the cup"
+    assert r.note == "stopped after one chunk"
     assert [x.status for x in ctrl.improve_status()["rounds"]] == ["done"]
