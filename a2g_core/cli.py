@@ -219,14 +219,15 @@ def cmd_eval(args) -> int:
             print(f"note: {args.policy} was trained on {describe_cells(known)}, not on {task}/{mode}.")
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
                              adapter=args.adapter, seed_start=args.seed_start, words=words, scenario=args.scenario,
-                             progress=on_episode)
+                             execute=args.execute, progress=on_episode)
     bar.close()
-    print("| task | mode | success | 95% interval | episodes | mean steps | first grasp off the expert's (median) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
+          "first grasp off the expert's (median) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in reports:
         grasp = "—" if r["grasp_error_cm"] is None else f"{r['grasp_error_cm']:.1f} cm ({r['grasps']} episodes)"
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
-              f"{r['episodes']} | {r['mean_steps']:.0f} | {grasp} |")
+              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} |")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy
@@ -585,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scenario", type=int, default=None,
                    help="play every episode in the scene of this one seed; the seeds from --seed-start then only draw "
                         "the policy's noise (the paper's self-improvement scenarios; default: one scene per seed)")
+    e.add_argument("--execute", type=int, default=None,
+                   help="actions executed per chunk before the next prediction, 1..P (default: the checkpoint's E; "
+                        "fewer replans more often)")
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
     e.add_argument("--db", default=str(DEFAULT_DB),

@@ -374,13 +374,15 @@ class LabController:
                                                                                                 cfg.inference_horizon)]}
 
     # ------------------------------------------------------------------ execute (sim)
-    def exec_step(self, sid: str, imagine: bool = True) -> dict:
-        """Execute one chunk (E actions) of the policy in this session's simulator."""
+    def exec_step(self, sid: str, imagine: bool = True, execute=None) -> dict:
+        """Execute one chunk of the policy in this session's simulator: ``execute`` actions of it
+        (default: the policy's E)."""
         s = self._session(sid)
-        return self._exclusive(s, self._chunk, s, imagine, rollout=True)
+        return self._exclusive(s, self._chunk, s, imagine, execute, rollout=True)
 
-    def exec_run(self, sid: str, imagine: bool = True, max_steps: int = RUN_LIMIT):
-        """Execute chunks until success, the step limit, or Stop; yields a view after every chunk."""
+    def exec_run(self, sid: str, imagine: bool = True, max_steps: int = RUN_LIMIT, execute=None):
+        """Execute chunks (``execute`` actions of each) until success, the step limit, or Stop; yields a
+        view after every chunk."""
         s = self._session(sid)
         with self._guard:
             if s.busy:
@@ -389,7 +391,7 @@ class LabController:
         try:
             start = s.env.steps if s.env is not None else 0
             while True:
-                view = s.run(self._chunk, s, imagine)
+                view = s.run(self._chunk, s, imagine, execute)
                 yield view
                 if view["ended"] or s.stop or s.env.steps - start >= max_steps:
                     if not view["ended"]:
@@ -408,8 +410,22 @@ class LabController:
             return f"Rollout #{rid} recorded." if rid else "Nothing is running."
         return "Stopping after this chunk…"
 
-    def _chunk(self, s: SimSession, imagine: bool) -> dict:
+    def _per_chunk(self, execute) -> int:
+        """Actions to execute of each chunk: ``execute``, or the policy's E where it is empty."""
+        P = self.policy.config.msth_P
+        if execute in (None, ""):
+            return self.policy.config.msth_E
+        try:
+            n = int(execute)
+        except (TypeError, ValueError):
+            raise LabError(f"Actions per chunk must be a whole number, not {execute!r}.") from None
+        if not 1 <= n <= P:
+            raise LabError(f"Actions per chunk must be 1..{P} (the policy predicts {P}); got {n}.")
+        return n
+
+    def _chunk(self, s: SimSession, imagine: bool, execute=None) -> dict:
         self._require_env(s)
+        n = self._per_chunk(execute)
         goal = self._goal_for_policy(s)
         if s.rec is None or s.rec.goal_id != s.goal_id:
             self._end_rollout(s, "new rollout")
@@ -418,7 +434,7 @@ class LabController:
             s.plan = None
         if (s.rec.policy, s.rec.adapter) != (str(self.policy_dir), self.adapter):   # the policy changed: a new rollout
             self._end_rollout(s, "policy changed")
-            return self._chunk(s, imagine)
+            return self._chunk(s, imagine, execute)
         with self._policy_lock:
             pred = self.policy.predict_chunk(s.obs, goal)
             im = self.policy.imagine(s.obs, goal) if imagine and self.policy.config.use_world_model else None
@@ -427,7 +443,7 @@ class LabController:
         rec.predictions.append({"proximal": pred["proximal"][0].numpy(), "distal": pred["distal"][0].numpy(),
                                 "offsets": pred["offsets"], "t0": len(rec.actions)})
         t0 = len(rec.actions)
-        for a in pred["proximal"][0, : self.policy.config.msth_E].numpy():
+        for a in pred["proximal"][0, :n].numpy():
             s.obs, _, _, truncated, s.info = s.env.step(a)
             rec.actions.append(s.info["action"])
             rec.states.append(s.obs["state"])

@@ -141,6 +141,8 @@ def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
         run = gr.Button("Run until success / stop", variant="primary")
         stop = gr.Button("Stop", variant="stop")
         imagine = gr.Checkbox(value=True, label="record imagined frames (for Review)")
+        per_chunk = gr.Number(value=ctrl.policy.config.msth_E, precision=0, minimum=1, elem_id="exec-per-chunk",
+                              label=f"actions per chunk (1..{ctrl.policy.config.msth_P}; fewer replan more often)")
     status = gr.Markdown("Press **Reset scene**, choose a goal, then **Step** or **Run**.")
     with gr.Row():
         head = gr.Image(label="head camera", interactive=False, height=280, format="png")
@@ -178,11 +180,11 @@ def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
     def on_reset(s, t, m, sd):
         return show(ctrl.sim_reset(s, t, m, sd))
 
-    def on_step(s, im):
-        return show(ctrl.exec_step(s, im))
+    def on_step(s, im, n):
+        return show(ctrl.exec_step(s, im, n))
 
-    def on_run(s, im):
-        for v in ctrl.exec_run(s, im):
+    def on_run(s, im, n):
+        for v in ctrl.exec_run(s, im, execute=n):
             yield show(v)
 
     def on_stop(s):
@@ -197,8 +199,10 @@ def create_execute_tab(ctrl: LabController, sid: gr.State) -> dict:
     reset.click(_guard(on_reset), [sid, task, mode, seed], views, api_name="sim_reset").then(
         _guard(on_goal), [sid], [goal])
     # the goal may have been chosen on the Goals tab since: show the one being executed
-    step.click(_guard(on_step), [sid, imagine], views, api_name="exec_step").then(_guard(on_goal), [sid], [goal])
-    run.click(_guard(on_run), [sid, imagine], views, api_name="exec_run").then(_guard(on_goal), [sid], [goal])
+    step.click(_guard(on_step), [sid, imagine, per_chunk], views, api_name="exec_step").then(_guard(on_goal), [sid],
+                                                                                         [goal])
+    run.click(_guard(on_run), [sid, imagine, per_chunk], views, api_name="exec_run").then(_guard(on_goal), [sid],
+                                                                                       [goal])
     stop.click(_guard(on_stop), [sid], [status], api_name="exec_stop")
     for name, btn in jogs.items():
         btn.click(_guard(lambda s, c=name: show(ctrl.teleop(s, c))), [sid], views,

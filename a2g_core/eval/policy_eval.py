@@ -19,9 +19,13 @@ EVAL_SEED_START = 10_000       # far from the training seeds (gen-data starts at
 _WORKER_CACHE: dict = {}     # per worker process: loaded policies and envs
 
 
-def load_policy(path, adapter=None):
+def load_policy(path, adapter=None, execute: int | None = None):
+    """The policy at ``path`` (+ ``adapter``), executing ``execute`` actions per chunk (default: its E)."""
     from a2g_core.models.act2goal import Act2GoalPolicy
-    return Act2GoalPolicy.from_pretrained(path, adapter=adapter)
+    policy = Act2GoalPolicy.from_pretrained(path, adapter=adapter)
+    if execute is not None:
+        policy.set_execute(execute)
+    return policy
 
 
 def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None, record: bool = False,
@@ -59,14 +63,14 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
 
 
 def _episode_job(job) -> dict:
-    path, adapter, task, mode, seed, noise_seed, words, max_steps = job
+    path, adapter, execute, task, mode, seed, noise_seed, words, max_steps = job
     import torch
     torch.set_num_threads(1)
     from a2g_core.sim import make_env
     from a2g_core.sim.rollout import expert_goal, expert_grasp
-    if (path, adapter) not in _WORKER_CACHE:
-        _WORKER_CACHE[(path, adapter)] = load_policy(path, adapter)
-    policy = _WORKER_CACHE[(path, adapter)]
+    if (path, adapter, execute) not in _WORKER_CACHE:
+        _WORKER_CACHE[(path, adapter, execute)] = load_policy(path, adapter, execute)
+    policy = _WORKER_CACHE[(path, adapter, execute)]
     res = policy.config.resolution
     key = ("env", task, mode, words)
     if key not in _WORKER_CACHE:
@@ -86,22 +90,24 @@ def _episode_job(job) -> dict:
 
 def evaluate(policy_path, *, task: str, mode: str, episodes: int, workers: int = 1, adapter=None,
              seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
-             scenario: int | None = None, progress: Callable[[int, int, dict], None] | None = None) -> dict:
+             scenario: int | None = None, execute: int | None = None,
+             progress: Callable[[int, int, dict], None] | None = None) -> dict:
     """One task and mode; see ``evaluate_cells``."""
     return evaluate_cells(policy_path, cells=[(task, mode)], episodes=episodes, workers=workers, adapter=adapter,
-                          seed_start=seed_start, words=words, max_steps=max_steps, scenario=scenario,
+                          seed_start=seed_start, words=words, max_steps=max_steps, scenario=scenario, execute=execute,
                           progress=progress)[0]
 
 
 def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, workers: int = 1, adapter=None,
                    seed_start: int = EVAL_SEED_START, words: list[str] | None = None, max_steps: int | None = None,
-                   scenario: int | None = None,
+                   scenario: int | None = None, execute: int | None = None,
                    progress: Callable[[int, int, dict], None] | None = None) -> list[dict]:
     """Success per (task, mode) cell with a 95% Wilson interval; all cells share one worker pool.
     Episode i plays seed ``seed_start + i``, or with ``scenario`` the scene of that one seed every
     time, with the policy's noise seeded ``seed_start + i``.
     ``adapter``: a LoRA adapter folder applied on top of the policy (an improvement round's).
     ``max_steps``: end episodes earlier than the task's own limit (quick checks).
+    ``execute``: actions executed per chunk before the next prediction (default: the checkpoint's E).
     Each cell also reports where its policy first shut the gripper against where the expert did on
     the same seed: ``grasps`` (episodes where both did) and ``grasp_error_cm`` (their median distance,
     None without any): whether a failing policy finds the object at all."""
@@ -115,9 +121,9 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
             TASKS[task].validate_words(words)
     if episodes < 1 or workers < 1:
         raise ValueError("--episodes and --workers must be at least 1.")
-    load_policy(policy_path, adapter)  # fail here, in one sentence, if the checkpoint is bad
+    execute = load_policy(policy_path, adapter, execute).config.msth_E   # fails here, in one sentence, if bad
     adapter = str(adapter) if adapter else None
-    jobs = [(str(policy_path), adapter, task, mode, s if scenario is None else scenario, s,
+    jobs = [(str(policy_path), adapter, execute, task, mode, s if scenario is None else scenario, s,
              tuple(words) if words else None, max_steps)
             for task, mode in cells for s in range(seed_start, seed_start + episodes)]
     results: dict[tuple, list] = {cell: [] for cell in cells}
@@ -139,7 +145,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
         k = sum(r["success"] for r in rs)
         lo, hi = wilson(k, len(rs))
         grasps = [r["grasp_error_cm"] for r in rs if r["grasp_error_cm"] is not None]
-        reports.append({"task": task, "mode": mode, "episodes": len(rs), "success": k / len(rs), "ci95": [lo, hi],
+        reports.append({"task": task, "mode": mode, "episodes": len(rs), "execute": execute,
+                        "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
                         "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})

@@ -27,9 +27,13 @@ def test_goal_imagine_execute_review_label(lab, client):
     *galleries, timeline, msg = client.predict(api_name="/imagine")
     assert [len(g) for g in galleries] == [4, 4] and "proximal" in msg      # 2 + 2 frames per view
     assert "+4 steps" in galleries[0][0]["caption"]
-    *_, status = client.predict(True, api_name="/exec_step")
+    *_, status = client.predict(True, 6, api_name="/exec_step")
     assert "step 6/" in status and "recording rollout (6 steps)" in status
-    *_, status = client.predict(True, api_name="/exec_step")
+    *_, status = client.predict(True, 4, api_name="/exec_step")     # fewer actions of this chunk
+    assert "step 10/" in status
+    with pytest.raises(Exception, match="Actions per chunk must be 1..8"):
+        client.predict(True, 9, api_name="/exec_step")
+    *_, status = client.predict(True, 2, api_name="/exec_step")
     assert "step 12/" in status
     assert "recorded" in client.predict(api_name="/exec_stop")
     client.predict("all", "all", "all", api_name="/review_list")
@@ -37,7 +41,7 @@ def test_goal_imagine_execute_review_label(lab, client):
     assert rows and rows[0].steps == 12 and rows[0].sim_success is False
     rid = rows[0].id
     head_video, wrist_video, plot, summary, label, note = client.predict(rid, api_name="/review_load")
-    assert f"#{rid}" in summary and "2 chunks" in summary
+    assert f"#{rid}" in summary and "3 chunks" in summary
     video = head_video["video"] if isinstance(head_video, dict) else head_video
     assert str(video).endswith(".mp4") and plot is not None
     assert "labelled failure" in client.predict(rid, "failure", "missed the cup", api_name="/review_label")
@@ -92,7 +96,7 @@ def test_teleop_and_demo(lab, client):
 
 def test_bad_input_is_a_readable_error(client):
     with pytest.raises(Exception, match="Reset the simulator first"):
-        client.predict(True, api_name="/exec_step")
+        client.predict(True, 6, api_name="/exec_step")
     with pytest.raises(Exception, match="less than minimum value 0"):
         client.predict("plating", "easy", -4, api_name="/sim_reset")
     client.predict("plating", "easy", 0, api_name="/sim_reset")

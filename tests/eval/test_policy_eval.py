@@ -47,3 +47,21 @@ def test_replaying_the_expert_grasps_where_the_expert_did():
     out = run_episode(Replay(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0])
     assert out["success"]
     np.testing.assert_allclose(out["grasp"], want, atol=1e-4)
+
+
+def test_fewer_actions_per_chunk_replan_more_often(tiny_policy_dir):
+    import pytest
+    policy, env = load_policy(tiny_policy_dir, execute=2), make_env("place_empty_cup", "easy", 64)
+    goal, _ = expert_goal("place_empty_cup", "easy", 7, 64)
+    out = run_episode(policy, env, 7, goal, max_steps=7, record=True)
+    assert out["chunks"] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    calls = []
+    predict = policy.predict_action_chunk
+    policy.predict_action_chunk = lambda *a: calls.append(1) or predict(*a)
+    run_episode(policy, env, 7, goal, max_steps=7)
+    assert len(calls) == 4                                # a new chunk every 2 steps, not every E=6
+    with pytest.raises(ValueError, match="must be 1..8"):
+        load_policy(tiny_policy_dir, execute=9)
+    rep = evaluate(tiny_policy_dir, task="place_empty_cup", mode="easy", episodes=1, max_steps=4, execute=3)
+    assert rep["execute"] == 3
+    assert evaluate(tiny_policy_dir, task="place_empty_cup", mode="easy", episodes=1, max_steps=4)["execute"] == 6

@@ -396,6 +396,14 @@ class Act2GoalPolicy(nn.Module):
             self._queue = list(chunk)
         return self._queue.pop(0)
 
+    def set_execute(self, n: int) -> None:
+        """Execute ``n`` actions of each chunk before predicting the next (the config's E; 1..P).
+        It changes control only: training never reads E."""
+        if not 1 <= int(n) <= self.config.msth_P:
+            raise ValueError(f"Actions executed per chunk must be 1..{self.config.msth_P} (the chunk's P); got {n}.")
+        self.config.msth_E = int(n)
+        self._queue = []
+
     def reset(self, seed: int = 0) -> None:
         self._queue = []
         self._generator.manual_seed(seed)
