@@ -412,16 +412,12 @@ class LabController:
 
     def _per_chunk(self, execute) -> int:
         """Actions to execute of each chunk: ``execute``, or the policy's E where it is empty."""
-        P = self.policy.config.msth_P
         if execute in (None, ""):
             return self.policy.config.msth_E
         try:
-            n = int(execute)
-        except (TypeError, ValueError):
-            raise LabError(f"Actions per chunk must be a whole number, not {execute!r}.") from None
-        if not 1 <= n <= P:
-            raise LabError(f"Actions per chunk must be 1..{P} (the policy predicts {P}); got {n}.")
-        return n
+            return self.policy.check_execute(execute)
+        except ValueError as e:
+            raise LabError(str(e)) from None
 
     def _chunk(self, s: SimSession, imagine: bool, execute=None) -> dict:
         self._require_env(s)

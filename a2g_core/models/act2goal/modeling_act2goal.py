@@ -396,12 +396,21 @@ class Act2GoalPolicy(nn.Module):
             self._queue = list(chunk)
         return self._queue.pop(0)
 
+    def check_execute(self, n) -> int:
+        """``n`` as a number of actions to execute per chunk (1..P), or a ValueError in one sentence."""
+        P = self.config.msth_P
+        try:
+            k = int(n)
+        except (TypeError, ValueError):
+            raise ValueError(f"Actions per chunk must be a whole number, not {n!r}.") from None
+        if not 1 <= k <= P:
+            raise ValueError(f"Actions per chunk must be 1..{P} (the policy predicts {P}); got {k}.")
+        return k
+
     def set_execute(self, n: int) -> None:
-        """Execute ``n`` actions of each chunk before predicting the next (the config's E; 1..P).
+        """Execute ``n`` actions of each chunk before predicting the next (the config's E).
         It changes control only: training never reads E."""
-        if not 1 <= int(n) <= self.config.msth_P:
-            raise ValueError(f"Actions executed per chunk must be 1..{self.config.msth_P} (the chunk's P); got {n}.")
-        self.config.msth_E = int(n)
+        self.config.msth_E = self.check_execute(n)
         self._queue = []
 
     def reset(self, seed: int = 0) -> None:
