@@ -652,21 +652,19 @@ class LabController:
         import json
 
         from a2g_core.store.tables import Evaluation
+        def shipped_row(c: dict, policy: Path, method: str, source: Path) -> Evaluation:
+            return Evaluation(policy=str(policy), method=method, task=c["task"], mode=c["mode"], episodes=c["episodes"],
+                              success=c["success"], ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {source}")
+
         rows = crud.list_evaluations(self.engine)
         shipped = self.benchmark_dir / "cells.jsonl"
         if shipped.exists():
-            for line in shipped.read_text().splitlines():
-                c = json.loads(line)
-                if c["table"] == "success" and c["success"] is not None:
-                    rows.append(Evaluation(policy=str(self.benchmark_dir), method=c["method"], task=c["task"],
-                                           mode=c["mode"], episodes=c["episodes"], success=c["success"],
-                                           ci_low=c["ci95"][0], ci_high=c["ci95"][1], suite=f"shipped {shipped}"))
+            cells = [json.loads(line) for line in shipped.read_text().splitlines()]
+            rows += [shipped_row(c, self.benchmark_dir, c["method"], shipped) for c in cells
+                     if c["table"] == "success" and c["success"] is not None]
         for path in sorted(self.checkpoints_dir.glob("*/eval.json")):
             method = json.loads((path.parent / "policy.json").read_text())["type"]
-            for c in json.loads(path.read_text())["cells"]:
-                rows.append(Evaluation(policy=str(path.parent), method=method, task=c["task"], mode=c["mode"],
-                                       episodes=c["episodes"], success=c["success"], ci_low=c["ci95"][0],
-                                       ci_high=c["ci95"][1], suite=f"shipped {path}"))
+            rows += [shipped_row(c, path.parent, method, path) for c in json.loads(path.read_text())["cells"]]
         return rows
 
     # ------------------------------------------------------------------ bridge (Genie-01 / any openpi client)
