@@ -182,8 +182,12 @@ def cmd_diagnose(args) -> int:
     for k, v in diagnose.proprio_sensitivity(policy, ep, t).items():
         print(f"{k:>12}: " + " ".join(f"{x:+6.1f}" for x in v))
     if args.scene_episodes:
-        r = diagnose.scene_reading(policy, episodes[: args.scene_episodes])
-        print(f"\n## scene reading over {r['episodes']} episodes: x-y error after the first {r['steps']} actions")
+        scene = episodes if args.scene_data is None else list(EpisodeStore(args.scene_data, tasks=[args.task], modes=[args.mode]))
+        if not scene:
+            raise ValueError(f"{args.scene_data} has no successful {args.task}/{args.mode} episodes for the scene-reading test.")
+        r = diagnose.scene_reading(policy, scene[: args.scene_episodes])
+        print(f"\n## scene reading over {r['episodes']} episodes of {args.scene_data or args.data}: "
+              f"x-y error after the first {r['steps']} actions")
         print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
     if not args.no_rollout:
         out = diagnose.closed_loop(policy, ep, every=args.every)
@@ -612,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--scene-episodes", type=int, default=20,
                     help="episodes of the task for the scene-reading test: does the first chunk go where the objects "
                          "are, or where the expert goes on average? (default 20; 0 skips it)")
+    dg.add_argument("--scene-data", type=Path, default=None,
+                    help="dataset for the scene-reading test (default --data; expert episodes of unseen seeds, "
+                         "e.g. gen-data --seed-start 10000, measure how the policy reads scenes it was not trained on)")
     dg.set_defaults(func=cmd_diagnose)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",

@@ -36,6 +36,14 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "## open loop on place_shoe-easy-000000" in text and "proprio sensitivity at t=8" in text
     assert "## scene reading over 2 episodes" in text and "mean move:" in text
+    generate(tmp_path / "unseen", tasks=["place_shoe"], modes=["easy"], episodes=1, seed_start=10000, resolution=64)
+    assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
+                 "--every", "20", "--no-rollout", "--scene-data", str(tmp_path / "unseen")]) == 0
+    assert f"## scene reading over 1 episodes of {tmp_path / 'unseen'}" in capsys.readouterr().out
+    generate(tmp_path / "other", tasks=["move_can_pot"], modes=["easy"], episodes=1, resolution=64)
+    assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
+                 "--no-rollout", "--scene-data", str(tmp_path / "other")]) == 2
+    assert "has no successful place_shoe/easy episodes for the scene-reading test" in capsys.readouterr().err
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--seed", "7"]) == 2
     assert "has no successful episode place_shoe-easy-000007" in capsys.readouterr().err

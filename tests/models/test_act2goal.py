@@ -268,3 +268,49 @@ def test_keypoints_are_where_the_object_is(policy):
     torch.testing.assert_close(kp[0, 0], torch.tensor([[1.0, -1 / 3]]).expand(TINY.keypoints, 2), atol=1e-3, rtol=0)
     torch.testing.assert_close(kp[1, 0], torch.tensor([[-1.0, 1 / 3]]).expand(TINY.keypoints, 2), atol=1e-3, rtol=0)
     torch.testing.assert_close(kp[0, 1], torch.zeros(TINY.keypoints, 2), atol=1e-3, rtol=0)   # uniform: the centre
+
+
+def _locate_error(hidden: int, steps: int = 300) -> float:
+    """Train keypoints + a linear read-out to find a one-cell object beside a 2×2 distractor of the
+    same colour on 8×8 latents; the mean held-out error of the read-out (in [-1, 1] units)."""
+    from a2g_core.models.act2goal.modeling_act2goal import ActionExpert
+    torch.manual_seed(0)
+    cfg = TINY.with_(latent_size=8, patch_size=4, keypoint_hidden=hidden)
+    expert = ActionExpert(cfg)
+    readout = torch.nn.Linear(2 * 2 * cfg.keypoints * 2, 2)
+    opt = torch.optim.Adam([*expert.keypoint_maps.parameters(), *readout.parameters()], lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+
+    def scenes(n):
+        z = 0.1 * torch.randn(n, 2, 4, 8, 8, generator=g)
+        obj = torch.randint(0, 8, (n, 2), generator=g)
+        for i in range(n):                                     # the distractor, away from the object
+            r, c = [int(x) for x in torch.randint(0, 7, (2,), generator=g)]
+            z[i, 0, 0, r:r + 2, c:c + 2] += 1.0
+            z[i, 0, 0, obj[i, 0], obj[i, 1]] = 1.0
+        return z, obj.float() / 3.5 - 1                        # (row, column) in [-1, 1]
+
+    for _ in range(steps):
+        z, y = scenes(64)
+        loss = ((readout(expert.keypoints(z, z)) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    z, y = scenes(256)
+    with torch.no_grad():
+        return (readout(expert.keypoints(z, z)) - y).abs().mean().item()
+
+
+def test_convolutional_keypoints_find_a_small_object_a_colour_filter_cannot():
+    """plug_in's peg is small: a 1×1 heat map (keypoint_hidden=0) cannot tell a one-cell object from
+    a bigger one of the same colour; the 3×3 convolutions of keypoint_hidden can."""
+    colour_filter, conv = _locate_error(0), _locate_error(16)
+    assert conv < 0.2 < colour_filter, (conv, colour_filter)
+
+
+def test_checkpoints_without_convolutional_keypoints_keep_their_layout():
+    """keypoint_hidden=0 (the default, and every checkpoint saved before it existed) is the 1×1 map."""
+    from a2g_core.models.act2goal.modeling_act2goal import ActionExpert
+    keys = {k for k in ActionExpert(TINY).state_dict() if k.startswith("keypoint_maps")}
+    assert keys == {"keypoint_maps.weight", "keypoint_maps.bias"}
+    assert len([k for k in ActionExpert(TINY.with_(keypoint_hidden=8)).state_dict() if k.startswith("keypoint_maps")]) == 6

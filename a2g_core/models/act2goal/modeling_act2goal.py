@@ -139,6 +139,15 @@ class GoalConditionedWorldModel(nn.Module):
         return self.unpatchify(out), hidden
 
 
+def _keypoint_maps(channels: int, k: int, hidden: int) -> nn.Module:
+    """Latents (N, C, h, w) → k heat-map logits: a 1×1 convolution, after two 3×3 ones of width
+    ``hidden`` when it is set (a colour filter alone does not single out a small object)."""
+    if not hidden:
+        return nn.Conv2d(channels, k, kernel_size=1)
+    return nn.Sequential(nn.Conv2d(channels, hidden, 3, padding=1), nn.SiLU(),
+                         nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU(), nn.Conv2d(hidden, k, kernel_size=1))
+
+
 class ActionExpert(nn.Module):
     config_class = Act2GoalConfig
 
@@ -150,7 +159,7 @@ class ActionExpert(nn.Module):
         self.state_in = nn.Linear(config.state_dim, d)
         k = config.keypoints
         if k:
-            self.keypoint_maps = nn.Conv2d(config.latent_channels, k, kernel_size=1)
+            self.keypoint_maps = _keypoint_maps(config.latent_channels, k, config.keypoint_hidden)
             self.keypoint_in = nn.Linear(2 * len(config.views) * k * 2, d)      # (current, goal) × views × k × (x, y)
         self.pos = nn.Parameter(torch.randn(1 + (k > 0) + h, d) * 0.02)
         self.offset_embed = TimestepEmbedding(d, d)
