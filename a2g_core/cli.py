@@ -141,7 +141,8 @@ def cmd_train(args) -> int:
             raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
                              "was trained with.")
         preset = args.preset        # an unknown name is refused by train_policy
-        changes = {k: v for k, v in (("state_noise", args.state_noise), ("goal_frame", args.goal_frame)) if v}
+        changes = {k: v for k, v in (("state_noise", args.state_noise), ("goal_frame", args.goal_frame),
+                                     ("early_windows", args.early_windows)) if v}
         if changes and preset in PRESETS:
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
@@ -554,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--state-noise", type=float, default=0.0,
                    help="stage 1: std of noise on the normalised proprio input while training, so the expert "
                         "reads the images rather than the exact pose (default 0)")
+    t.add_argument("--early-windows", type=float, default=0.0,
+                   help="stage 1: the fraction of training windows that start within an episode's first P steps, "
+                        "where the arm is still at the shared home pose and only the images say where to go "
+                        "(default: the preset's; a policy loaded with --init keeps its own)")
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")

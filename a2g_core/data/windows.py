@@ -22,13 +22,17 @@ class MSTHWindows:
     """Samples batches of windows from the latent cache of ``store``; holds memory maps, not frames."""
 
     def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views, goal_frame: str = "final",
-                 horizon: int | None = None):
+                 horizon: int | None = None, early: float = 0.0):
+        """``early``: the fraction of sampled windows that start within the episode's first P steps
+        (the rest start anywhere before success)."""
         if len(store) == 0:
             raise ValueError(f"The dataset {store.root} has no successful episodes to train on.")
         missing = [v for v in views if v not in store.views]
         if missing:
             raise ValueError(f"The dataset {store.root} has no view(s) {missing}; it has {store.views}.")
-        self.cfg, self.views, self.horizon = cfg, list(views), horizon
+        if not 0 <= early <= 1:
+            raise ValueError(f"The fraction of early windows must be in [0, 1], got {early}.")
+        self.cfg, self.views, self.horizon, self.early = cfg, list(views), horizon, early
         self.latents = [[load_latents(latent_root, e.path.name, v) for v in self.views] for e in store]
         low = [e.lowdim() for e in store]
         self.states = [s for s, _ in low]
@@ -42,7 +46,10 @@ class MSTHWindows:
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         eps = rng.integers(0, len(self.lengths), batch_size)
-        items = [self.window(int(e), int(rng.integers(0, self.starts[e]))) for e in eps]
+        span = self.starts[eps]
+        if self.early:
+            span = np.where(rng.random(batch_size) < self.early, np.minimum(span, self.cfg.P), span)
+        items = [self.window(int(e), int(rng.integers(0, n))) for e, n in zip(eps, span)]
         return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:

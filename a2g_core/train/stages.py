@@ -115,7 +115,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame,
-                          policy.config.train_horizon)
+                          policy.config.train_horizon, policy.config.early_windows)
     if init is None:
         chunks = windows.sample(np.random.default_rng(0), 4096)
         policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),

@@ -106,3 +106,16 @@ def test_fixed_horizon_windows_read_controls_offsets(store_and_cache):
     np.testing.assert_array_equal(replay.relabel_with_achieved_goal(0)["action_offsets"], msth.action_offsets(CFG, 40))
     assert PRESETS["tiny"].train_horizon == PRESETS["tiny"].inference_horizon
     assert PRESETS["tiny"].with_(fixed_horizon=False).train_horizon is None
+
+
+def test_early_windows_start_within_the_first_P_steps(store_and_cache):
+    """``early`` of the windows start before step P (the cache's latents at step t equal t)."""
+    store, cache = store_and_cache
+    starts = lambda w: w.sample(np.random.default_rng(0), 2000)["obs_latents"][:, 0, 0, 0, 0].numpy()
+    uniform = starts(MSTHWindows(store, cache, CFG, ["head"]))
+    assert (uniform < CFG.P).mean() < 0.4 and uniform.max() >= 2 * CFG.P
+    assert (starts(MSTHWindows(store, cache, CFG, ["head"], early=1.0)) < CFG.P).all()
+    half = (starts(MSTHWindows(store, cache, CFG, ["head"], early=0.5)) < CFG.P).mean()
+    assert 0.45 < half < 0.65                               # half by choice, plus uniform ones that land there
+    with pytest.raises(ValueError, match=r"early windows must be in \[0, 1\]"):
+        MSTHWindows(store, cache, CFG, ["head"], early=1.5)

@@ -87,6 +87,8 @@ def test_bad_training_inputs(tmp_path, run):
     with pytest.raises(ValueError, match="has no successful episodes of plating"):
         train_policy(run / "data", tmp_path / "x", STEPS, stage=1, preset=POLICY, vae_dir=run / "vae" / "vae",
                      tasks=["plating"])
+    with pytest.raises(ValueError, match=r"early_windows is a fraction in \[0, 1\]"):
+        POLICY.with_(early_windows=1.5)
     with pytest.raises(ValueError, match="VAE takes 32 px"):
         train_vae(run / "data", tmp_path / "v", STEPS, vae_config=VAEConfig(resolution=32, block_out_channels=(8, 16, 16, 16), norm_num_groups=8))
 

@@ -51,6 +51,12 @@ class Act2GoalConfig(ConfigBase):
     # training as at control, where that is unknown. Measured: trained on the steps left, Act2Goal's
     # proximal action loss doubled (0.146 → 0.305) when given control's fixed K (see the README)
     fixed_horizon: bool = False
+    # the fraction of training windows that start within an episode's first P steps. The arm starts
+    # from the same home pose in every episode, so there only the images say where to go, and
+    # uniform windows give that moment ~1/10 of the samples. Measured: the first chunk's x-y error
+    # on unseen plug_in seeds was no better than the expert's mean move (see the README, "Reading
+    # small objects")
+    early_windows: float = 0.0
     # which frame of an expert episode is its goal image, in training and in every goal made for the
     # policy (a2g_core.data.episodes.GOAL_FRAMES): "final" (the last frame: task done, arm back home) or
     # "success" (the first frame with the task done, the arm still there, as a rollout ends)
@@ -93,6 +99,8 @@ class Act2GoalConfig(ConfigBase):
         self.msth                        # validates P, r, M, E
         from a2g_core.data.episodes import check_goal_frame
         check_goal_frame(self.goal_frame)
+        if not 0 <= self.early_windows <= 1:
+            raise ValueError(f"early_windows is a fraction in [0, 1], got {self.early_windows}.")
         if self.inference_horizon < 1:
             raise ValueError("inference_horizon must be at least 1 step.")
 
