@@ -12,6 +12,10 @@
   expert went, beside the error of always predicting the expert's mean move. A policy that does not
   read the objects' positions off the images is no better than that mean, however well it fits one
   episode (measured: the first shipped policies were not).
+  And which place its first move follows: how much of the spread of its predicted moves the object's
+  place explains (where the expert first shuts the gripper) against the place the object must go
+  (where the expert next opens it). Measured: the policies that fail plug_in and place_shoe head for
+  where the object goes, seen in the goal image, instead of the object.
 
 Every prediction starts from the same sampler seed, so reruns print the same figures.
 """
@@ -80,12 +84,35 @@ def closed_loop(policy, episode, every: int = 8) -> dict:
         env.close()
 
 
+def grasp_and_release(states: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """x-y of the pose where an episode's gripper first shuts and where it next opens (None where it
+    does not do both)."""
+    shut = actions[:, 4] > 0.5
+    if not shut.any() or shut[int(np.argmax(shut)):].all():
+        return None
+    g = int(np.argmax(shut))
+    return states[g, :2], states[g + int(np.argmax(~shut[g:])), :2]
+
+
+def explained(y: np.ndarray, x: np.ndarray) -> float:
+    """R² of the least-squares fit y ≈ x·W + b over rows (the share of y's spread that x explains)."""
+    design = np.c_[x, np.ones(len(x))]
+    w, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(1 - ((y - design @ w) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+
+
+MIN_EPISODES_FOR_R2 = 6      # a fit of 3 parameters per axis says nothing on fewer
+
+
 def scene_reading(policy, episodes, t: int = 0) -> dict:
     """Over ``episodes`` (stored expert episodes): the x-y distance (cm) between the end of the
-    policy's predicted chunk from step ``t`` and the expert's pose after as many actions, and the
-    distance of the expert's moves from their own mean (what a policy that ignores the scene gets)."""
+    policy's predicted chunk from step ``t`` and the expert's pose after as many actions, the
+    distance of the expert's moves from their own mean (what a policy that ignores the scene gets),
+    and the R² of the policy's predicted moves on the object's place (``object_r2``: the expert's
+    first grasp) and on where the object goes (``target_r2``: the expert's first release); those
+    are None with fewer than ``MIN_EPISODES_FOR_R2`` episodes that grasp and release."""
     p = policy.config.msth.P
-    errs, moves = [], []
+    errs, moves, predicted, places = [], [], [], []
     for ep in episodes:
         states, actions = ep.lowdim()
         if t + p > len(actions):
@@ -93,8 +120,16 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
         errs.append(np.linalg.norm(pred[p - 1, :2] - actions[t + p - 1, :2]))
         moves.append(actions[t + p - 1, :2] - states[t, :2])
+        if (gr := grasp_and_release(states, actions)) is not None:
+            predicted.append(pred[p - 1, :2] - states[t, :2])
+            places.append(gr)
     if not errs:
         raise ValueError(f"No episode is longer than {t + p} actions.")
     moves = np.array(moves)
+    r2 = {"object_r2": None, "target_r2": None}
+    if len(places) >= MIN_EPISODES_FOR_R2:
+        places = np.array(places)                                          # (N, 2: grasp/release, 2)
+        r2 = {"object_r2": explained(np.array(predicted), places[:, 0]),
+              "target_r2": explained(np.array(predicted), places[:, 1])}
     return {"episodes": len(errs), "steps": p, "policy_cm": float(np.mean(errs) * 100),
-            "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100)}
+            "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100), **r2}
