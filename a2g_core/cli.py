@@ -190,9 +190,11 @@ def cmd_diagnose(args) -> int:
         print(f"\n## scene reading over {r['episodes']} episodes of {args.scene_data or args.data}: "
               f"x-y error after the first {r['steps']} actions")
         print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
-        if r["object_r2"] is not None:
-            print(f"  the policy's first moves follow the object's place (the expert's first grasp) with R² "
-                  f"{r['object_r2']:.2f}, where it goes (the first release) with R² {r['target_r2']:.2f}")
+        if r["object_gain"] is not None:
+            print(f"  first move per cm the object's place moves (the expert's first grasp): policy "
+                  f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"
+                  f"  per cm the place it goes moves (the expert's first release): policy "
+                  f"{r['target_gain']:+.2f} cm, expert {r['expert_target_gain']:+.2f} cm")
     if not args.no_rollout:
         out = diagnose.closed_loop(policy, ep, every=args.every)
         print(f"\n## closed loop on seed {args.seed}: {'success' if out['success'] else 'failure'} after {out['steps']} steps")

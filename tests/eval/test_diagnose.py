@@ -30,7 +30,7 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     # two episodes: each expert move is half their difference away from the mean move
     assert np.isclose(scene["mean_move_cm"], 50 * np.linalg.norm(moves[0] - moves[1]), rtol=1e-4)
     assert scene["episodes"] == 2 and scene["steps"] == p and scene["policy_cm"] > 0
-    assert scene["object_r2"] is None and scene["target_r2"] is None              # 2 episodes: no fit
+    assert scene["object_gain"] is None and scene["target_gain"] is None          # 2 episodes: too few
 
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout"]) == 0
@@ -51,11 +51,12 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
 
 
 def test_which_place_the_first_moves_follow():
-    """The R² that tells a policy heading for the object from one heading for where it goes."""
+    """The gain that tells a policy heading for the object from one that ignores it."""
     rng = np.random.default_rng(0)
-    obj, target = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
-    moves = 0.8 * target + 0.05 * rng.normal(size=(40, 2))                  # a policy that follows the target
-    assert diagnose.explained(moves, target) > 0.95 and diagnose.explained(moves, obj) < 0.2
+    obj, target = rng.normal(size=(200, 2)), rng.normal(size=(200, 2))
+    moves = 0.8 * obj + 0.05 * rng.normal(size=(200, 2))                    # 0.8 cm per cm the object moves
+    assert abs(diagnose.gain(moves, obj) - 0.8) < 0.02 and abs(diagnose.gain(moves, target)) < 0.1
+    assert abs(diagnose.gain(-moves, obj) + 0.8) < 0.02
     states = np.zeros((10, 5))
     states[:, 0] = np.arange(10)
     actions = np.zeros((9, 5))
