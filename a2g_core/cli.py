@@ -195,6 +195,12 @@ def cmd_diagnose(args) -> int:
                   f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"
                   f"  per cm the place it goes moves (the expert's first release): policy "
                   f"{r['target_gain']:+.2f} cm, expert {r['expert_target_gain']:+.2f} cm")
+        swap = diagnose.images_or_pose(policy, scene[: args.scene_episodes], args.swap_step)
+        if swap["image_gain"] is not None:
+            print(f"\n## images or pose at step {args.swap_step}, over {swap['episodes']} episodes: one episode's "
+                  f"images and goal with another's state\n  predicted move per cm of the imaged episode's object: "
+                  f"{swap['image_gain']:+.2f} cm; of the state's episode's object: {swap['pose_gain']:+.2f} cm "
+                  f"(a policy that reads the scene follows the first; a copycat of its pose the second)")
     if not args.no_rollout:
         out = diagnose.closed_loop(policy, ep, every=args.every)
         print(f"\n## closed loop on seed {args.seed}: {'success' if out['success'] else 'failure'} after {out['steps']} steps")
@@ -626,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--scene-episodes", type=int, default=20,
                     help="episodes of the task for the scene-reading test: does the first chunk go where the objects "
                          "are, or where the expert goes on average? (default 20; 0 skips it)")
+    dg.add_argument("--swap-step", type=int, default=6,
+                    help="step of the images-or-pose test, run with the scene reading (default 6)")
     dg.add_argument("--scene-data", type=Path, default=None,
                     help="dataset for the scene-reading test (default --data; expert episodes of unseen seeds, "
                          "e.g. gen-data --seed-start 10000, measure how the policy reads scenes it was not trained on)")

@@ -16,6 +16,9 @@
   the place the object must go (where the expert next opens it), beside how the expert's own move
   follows them. Measured: the expert moves 0.8 cm per cm the plug_in peg or the shoe moves, the
   policies that fail those tasks under 0.1: they do not go for the object.
+- **images or pose** (over many episodes): a few steps in, the images of one episode with the state
+  of another. A policy that reads the scene follows the imaged object; a copycat of the pose follows
+  the other episode's object, whose direction its pose already shows (measured: Act2Goal on plug_in).
 
 Every prediction starts from the same sampler seed, so reruns print the same figures.
 """
@@ -133,3 +136,24 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
                  "expert_object_gain": gain(expert_move, obj), "expert_target_gain": gain(expert_move, target)}
     return {"episodes": len(errs), "steps": p, "policy_cm": float(np.mean(errs) * 100),
             "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100), **gains}
+
+
+def images_or_pose(policy, episodes, t: int = 6) -> dict:
+    """At step ``t``, each episode's images and goal with the state of another episode (half the
+    list away): how far the predicted move goes per cm each episode's object lies (``image_gain``:
+    the imaged episode's; ``pose_gain``: the state's episode's; see ``gain``). None with fewer
+    than ``MIN_EPISODES_FOR_GAIN`` episodes that grasp and release after step t."""
+    p = policy.config.msth.P
+    usable = [e for e in episodes if e.steps_before_success > t and grasp_and_release(*e.lowdim()) is not None]
+    if len(usable) < MIN_EPISODES_FOR_GAIN:
+        return {"episodes": len(usable), "image_gain": None, "pose_gain": None}
+    rows = []
+    for i, imaged in enumerate(usable):
+        posed = usable[(i + len(usable) // 2) % len(usable)]
+        state = posed.lowdim()[0][t]
+        pred = _chunk(policy, {v: np.asarray(imaged.frames(v)[t]) for v in policy.config.views}, state,
+                      imaged.goal(policy.config.goal_frame))
+        rows.append((pred[p - 1, :2] - state[:2], grasp_and_release(*imaged.lowdim())[0],
+                     grasp_and_release(*posed.lowdim())[0]))
+    move, imaged_obj, posed_obj = np.array(rows).transpose(1, 0, 2)
+    return {"episodes": len(rows), "image_gain": gain(move, imaged_obj), "pose_gain": gain(move, posed_obj)}

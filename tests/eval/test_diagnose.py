@@ -1,4 +1,7 @@
+from types import SimpleNamespace
+
 import numpy as np
+import torch
 
 from a2g_core.cli import main
 from a2g_core.data.episodes import EpisodeStore
@@ -64,3 +67,36 @@ def test_which_place_the_first_moves_follow():
     grasp, release = diagnose.grasp_and_release(states, actions)
     assert grasp[0] == 3 and release[0] == 6
     assert diagnose.grasp_and_release(states, np.zeros((9, 5))) is None
+
+
+class _Reader:
+    """A policy whose chunk ends at the first grasp of the episode it is shown: by its images (a
+    scene reader) or by its state (a copycat of the pose)."""
+
+    def __init__(self, episodes, t, by_state):
+        self.config = SimpleNamespace(msth=SimpleNamespace(P=4), views=("head", "wrist"), goal_frame="final")
+        self.by_state, self.places = by_state, {}
+        for e in episodes:
+            states, actions = e.lowdim()
+            self.places[np.asarray(e.frames("head")[t]).tobytes()] = self.places[states[t].tobytes()] = \
+                diagnose.grasp_and_release(states, actions)[0]
+
+    def reset(self, seed):
+        pass
+
+    def predict_action_chunk(self, obs, goal):
+        key = obs["state"].tobytes() if self.by_state else obs["images"]["head"].tobytes()
+        chunk = np.zeros((1, 4, 5), np.float32)
+        chunk[0, :, :2] = self.places[key]
+        return torch.from_numpy(chunk)
+
+
+def test_images_or_pose_tells_a_scene_reader_from_a_copycat(tmp_path):
+    generate(tmp_path, tasks=["place_shoe"], modes=["easy"], episodes=6, seed_start=20, resolution=64)
+    episodes = list(EpisodeStore(tmp_path))
+    reader = diagnose.images_or_pose(_Reader(episodes, 6, by_state=False), episodes, t=6)
+    copycat = diagnose.images_or_pose(_Reader(episodes, 6, by_state=True), episodes, t=6)
+    assert reader["episodes"] == copycat["episodes"] == 6
+    assert reader["image_gain"] > 0.7 and abs(reader["pose_gain"]) < 0.4
+    assert copycat["pose_gain"] > 0.7 and abs(copycat["image_gain"]) < 0.4
+    assert diagnose.images_or_pose(_Reader(episodes, 6, by_state=False), episodes[:5], t=6)["image_gain"] is None
