@@ -35,8 +35,8 @@ class Act2GoalConfig(ConfigBase):
     keypoints: int = 0
     # width of two 3×3 convolutions before the keypoints' 1×1 heat-map convolution (0: the 1×1 alone, a
     # per-pixel colour filter). Measured: a 1×1 filter's keypoints did not locate plug_in's 2 cm peg
-    # (a probe reads it from them no better than the mean, 11.6 cm held out) while a probe of this
-    # shape on the same latents reads it to 1.8 cm (see the README, "Reading small objects")
+    # (a probe reads it from them no better than the mean, 11.6 cm on unseen seeds) while a probe of
+    # this shape on the same latents reads it to 1.7 cm (README, the fourteenth session's diagnosis)
     keypoint_hidden: int = 0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
@@ -53,9 +53,9 @@ class Act2GoalConfig(ConfigBase):
     fixed_horizon: bool = False
     # the fraction of training windows that start within an episode's first P steps. The arm starts
     # from the same home pose in every episode, so there only the images say where to go, and
-    # uniform windows give that moment ~1/10 of the samples. Measured: the first chunk's x-y error
-    # on unseen plug_in seeds was no better than the expert's mean move (see the README, "Reading
-    # small objects")
+    # uniform windows give that moment ~1/10 of the samples. Measured on plug_in (README, the
+    # fourteenth session): 0.5 lifted how the first move follows the peg from 0.05 to 0.16 cm per cm
+    # after stage 1 (the expert: 0.82); off in the presets
     early_windows: float = 0.0
     # which frame of an expert episode is its goal image, in training and in every goal made for the
     # policy (a2g_core.data.episodes.GOAL_FRAMES): "final" (the last frame: task done, arm back home) or
