@@ -18,14 +18,17 @@ fourteenth session's diagnosis).
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from a2g_core.data.episodes import EpisodeStore
-from a2g_core.eval.policy_eval import load_policy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a2g_core.data.episodes import EpisodeStore  # noqa: E402
+from a2g_core.eval.policy_eval import load_policy  # noqa: E402
 
 
 def first_grasp_xy(episode) -> np.ndarray:
@@ -44,11 +47,12 @@ def first_frames(policy, episodes, desc: str) -> dict[str, torch.Tensor]:
     for ep in tqdm(episodes, desc=desc, leave=False):
         images = {v: np.asarray(ep.frames(v)[0]) for v in policy.config.views}
         z = policy.world_model.standardize(policy._encode(images))
-        out["keypoints"].append(policy.expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
+        if policy.config.keypoints:
+            out["keypoints"].append(policy.expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
         out["latents"].append(z[0, 0])
-        out["pixels"].append(torch.from_numpy(images["head"]).permute(2, 0, 1).float() / 255)
+        out["pixels"].append(torch.tensor(images["head"]).permute(2, 0, 1).float() / 255)
         out["xy"].append(torch.as_tensor(first_grasp_xy(ep), dtype=torch.float32))
-    return {k: torch.stack(v) for k, v in out.items()}
+    return {k: torch.stack(v) for k, v in out.items() if v}
 
 
 def ridge_error(x, y, x_test, y_test) -> float:
@@ -104,17 +108,16 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=1500, help="training steps of each probe network (default 1500)")
     args = ap.parse_args(argv)
     policy = load_policy(args.policy)
-    if not policy.config.keypoints:
-        raise SystemExit(f"{args.policy} has no keypoint token to probe.")
     stores = [list(EpisodeStore(d, tasks=[args.task], modes=[args.mode])) for d in (args.train, args.test)]
     for d, eps in zip((args.train, args.test), stores):
         if not eps:
             raise SystemExit(f"{d} has no successful {args.task}/{args.mode} episodes.")
     tr, te = first_frames(policy, stores[0][: args.episodes], "train frames"), first_frames(policy, stores[1], "test frames")
-    rows = {"the training mean": ((tr["xy"].mean(0) - te["xy"]).norm(dim=1).mean() * 100).item(),
-            "policy's keypoint token (ridge)": ridge_error(tr["keypoints"], tr["xy"], te["keypoints"], te["xy"]),
-            "head latents (probe network)": probe_error(tr["latents"], tr["xy"], te["latents"], te["xy"], args.steps),
-            "head pixels (probe network)": probe_error(tr["pixels"], tr["xy"], te["pixels"], te["xy"], args.steps)}
+    rows = {"the training mean": ((tr["xy"].mean(0) - te["xy"]).norm(dim=1).mean() * 100).item()}
+    if "keypoints" in tr:                     # policies without a keypoint token have nothing to probe there
+        rows["policy's keypoint token (ridge)"] = ridge_error(tr["keypoints"], tr["xy"], te["keypoints"], te["xy"])
+    rows["head latents (probe network)"] = probe_error(tr["latents"], tr["xy"], te["latents"], te["xy"], args.steps)
+    rows["head pixels (probe network)"] = probe_error(tr["pixels"], tr["xy"], te["pixels"], te["xy"], args.steps)
     print(f"{args.task}/{args.mode}: first grasp x-y from the first frame, {len(tr['xy'])} training and "
           f"{len(te['xy'])} unseen episodes, {args.policy}")
     for name, err in rows.items():
