@@ -144,16 +144,18 @@ def images_or_pose(policy, episodes, t: int = 6) -> dict:
     the imaged episode's; ``pose_gain``: the state's episode's; see ``gain``). None with fewer
     than ``MIN_EPISODES_FOR_GAIN`` episodes that grasp and release after step t."""
     p = policy.config.msth.P
-    usable = [e for e in episodes if e.steps_before_success > t and grasp_and_release(*e.lowdim()) is not None]
+    usable = []                                            # (episode, its state at t, its object's x-y)
+    for e in episodes:
+        states, actions = e.lowdim()
+        if e.steps_before_success > t and (places := grasp_and_release(states, actions)) is not None:
+            usable.append((e, states[t], places[0]))
     if len(usable) < MIN_EPISODES_FOR_GAIN:
         return {"episodes": len(usable), "image_gain": None, "pose_gain": None}
     rows = []
-    for i, imaged in enumerate(usable):
-        posed = usable[(i + len(usable) // 2) % len(usable)]
-        state = posed.lowdim()[0][t]
+    for i, (imaged, _, imaged_obj) in enumerate(usable):
+        _, state, posed_obj = usable[(i + len(usable) // 2) % len(usable)]
         pred = _chunk(policy, {v: np.asarray(imaged.frames(v)[t]) for v in policy.config.views}, state,
                       imaged.goal(policy.config.goal_frame))
-        rows.append((pred[p - 1, :2] - state[:2], grasp_and_release(*imaged.lowdim())[0],
-                     grasp_and_release(*posed.lowdim())[0]))
+        rows.append((pred[p - 1, :2] - state[:2], imaged_obj, posed_obj))
     move, imaged_obj, posed_obj = np.array(rows).transpose(1, 0, 2)
     return {"episodes": len(rows), "image_gain": gain(move, imaged_obj), "pose_gain": gain(move, posed_obj)}
