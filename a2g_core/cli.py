@@ -135,8 +135,6 @@ def cmd_train(args) -> int:
         where = Path(args.out) / "vae"
     else:
         from a2g_core.train.stages import PRESETS
-        if args.state_noise < 0:
-            raise ValueError(f"--state-noise must be at least 0, got {args.state_noise}.")
         if args.init and args.goal_frame:
             raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
                              "was trained with.")

@@ -89,6 +89,8 @@ def test_bad_training_inputs(tmp_path, run):
                      tasks=["plating"])
     with pytest.raises(ValueError, match=r"early_windows is a fraction in \[0, 1\]"):
         POLICY.with_(early_windows=1.5)
+    with pytest.raises(ValueError, match="state_noise is a standard deviation"):
+        POLICY.with_(state_noise=-0.5)
     with pytest.raises(ValueError, match="VAE takes 32 px"):
         train_vae(run / "data", tmp_path / "v", STEPS, vae_config=VAEConfig(resolution=32, block_out_channels=(8, 16, 16, 16), norm_num_groups=8))
 

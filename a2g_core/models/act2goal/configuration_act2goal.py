@@ -99,6 +99,8 @@ class Act2GoalConfig(ConfigBase):
         self.msth                        # validates P, r, M, E
         from a2g_core.data.episodes import check_goal_frame
         check_goal_frame(self.goal_frame)
+        if self.state_noise < 0:
+            raise ValueError(f"state_noise is a standard deviation, at least 0; got {self.state_noise}.")
         if not 0 <= self.early_windows <= 1:
             raise ValueError(f"early_windows is a fraction in [0, 1], got {self.early_windows}.")
         if self.inference_horizon < 1:
