@@ -9,8 +9,8 @@ another (unseen seeds): where the expert's gripper first closes (x-y, cm), read
 - from the head-view pixels by the same probe network (what the camera holds).
 
 The error of always answering the training mean is printed beside them. Measured with it: a 1×1
-colour filter's keypoints did not locate plug_in's peg, while the latents held it (README, the
-fourteenth session's diagnosis).
+colour filter's keypoints did not locate plug_in's peg, while the latents held it (docs/model-runs.md,
+the fourteenth session's diagnosis).
 
     python scripts/probe_object.py --policy sessions/runs/plug_in_s2/final --task plug_in \\
         --train sessions/data/plug_in_dart64 --test sessions/data/heldout64

@@ -16,11 +16,11 @@ check, or the operator's label) has one more true goal, that one; this share of 
 with the targets the whole way to the rollout's end (HER keeps a share of original goals too). Only
 those samples ever show the policy goals of the kind it is evaluated and operated on (the expert's
 last frame, the arm back home): the relabelled ones are frames of its own rollouts. Measured
-(README): successes with future goals and a kept share of 0.5 took hard move_can_pot from 0.06 to
+(README, self-improvement): successes with future goals and a kept share of 0.5 took hard move_can_pot from 0.06 to
 0.31 in three rounds and the shipped cup policy from 0.33 to 0.75 in one; without kept goals the
 rounds gave the gain back.
 
-Measured (README, self-improvement): with "stay" as the targets past o' instead of the mask, 45
+Measured (docs/improvement-runs.md, tenth session): with "stay" as the targets past o' instead of the mask, 45
 LoRA steps on *expert* episodes relabelled this way raised the policy's action loss on the
 expert's own windows from 0.18 to 0.48 (masked: 0.22; with the task goals: 0.19)."""
 from __future__ import annotations

@@ -36,7 +36,7 @@ class Act2GoalConfig(ConfigBase):
     # width of two 3×3 convolutions before the keypoints' 1×1 heat-map convolution (0: the 1×1 alone, a
     # per-pixel colour filter). Measured: a 1×1 filter's keypoints did not locate plug_in's 2 cm peg
     # (a probe reads it from them no better than the mean, 11.6 cm on unseen seeds) while a probe of
-    # this shape on the same latents reads it to 1.7 cm (README, the fourteenth session's diagnosis)
+    # this shape on the same latents reads it to 1.7 cm (docs/model-runs.md, the fourteenth session's diagnosis)
     keypoint_hidden: int = 0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
@@ -49,12 +49,12 @@ class Act2GoalConfig(ConfigBase):
     # training windows (and hindsight samples) take K = inference_horizon too, instead of the steps left
     # to the goal: the offsets the networks read then tell them nothing about how far the goal is, in
     # training as at control, where that is unknown. Measured: trained on the steps left, Act2Goal's
-    # proximal action loss doubled (0.146 → 0.305) when given control's fixed K (see the README)
+    # proximal action loss doubled (0.146 → 0.305) when given control's fixed K (docs/model-runs.md, item 8)
     fixed_horizon: bool = False
     # the fraction of training windows that start within an episode's first P steps. The arm starts
     # from the same home pose in every episode, so there only the images say where to go, and
-    # uniform windows give that moment ~1/10 of the samples. Measured on plug_in (README, the
-    # fourteenth session): 0.5 lifted how the first move follows the peg from 0.05 to 0.16 cm per cm
+    # uniform windows give that moment ~1/10 of the samples. Measured on plug_in (docs/model-runs.md,
+    # the fourteenth session): 0.5 lifted how the first move follows the peg from 0.05 to 0.16 cm per cm
     # after stage 1 (the expert: 0.82); off in the presets
     early_windows: float = 0.0
     # which frame of an expert episode is its goal image, in training and in every goal made for the
@@ -73,7 +73,7 @@ class Act2GoalConfig(ConfigBase):
     action_loss_weight: float = 0.1     # λ of stage 1: L_v + λ·L_a
     # std of Gaussian noise on the normalised proprio input while training: without it the expert
     # reads the trajectory's phase off the exact pose (a copycat shortcut) instead of the images,
-    # and a 1.5 cm deviation in closed loop sends it the wrong way (measured, see the README)
+    # and a 1.5 cm deviation in closed loop sends it the wrong way (measured: docs/model-runs.md, item 2)
     state_noise: float = 0.0
     imagine_steps: int = 8              # Euler steps of the world model for imagine()
     action_steps: int = 5               # Euler steps of the action expert for control
