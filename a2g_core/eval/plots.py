@@ -28,9 +28,11 @@ def success_lines(runs: dict[str, list[tuple[int, float]]], title: str = "succes
     return fig
 
 
-def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)") -> go.Figure:
+def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)", reported: dict | None = None) -> go.Figure:
     """Success per task × mode × method with 95% intervals; a method's checkpoints apart where
-    several have results for one task and mode (the all-task checkpoint beside a single-task one)."""
+    several have results for one task and mode (the all-task checkpoint beside a single-task one).
+    ``reported`` ((method, task, mode) -> success, e.g. the paper's) adds hatched bars where it has
+    a figure for a method, task and mode that the rows hold."""
     fig = go.Figure()
     shared = {k for k, n in Counter((e.method, e.task, e.mode) for e in rows).items() if n > 1}
 
@@ -45,6 +47,12 @@ def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)
         fig.add_trace(go.Bar(x=[e.task for e in es], y=[e.success for e in es], name=name,
                              error_y=dict(type="data", symmetric=False, array=[e.ci_high - e.success for e in es],
                                           arrayminus=[e.success - e.ci_low for e in es])))
+    measured = dict.fromkeys((e.method, e.task, e.mode) for e in rows)
+    for method, mode in dict.fromkeys((m, mode) for m, _, mode in measured):
+        tasks = [t for m, t, md in measured if (m, md) == (method, mode) and (method, t, mode) in (reported or {})]
+        if tasks:
+            fig.add_trace(go.Bar(x=tasks, y=[reported[method, t, mode] for t in tasks], name=f"{method}, the paper's · {mode}",
+                                 marker=dict(pattern=dict(shape="/"), opacity=0.6)))
     fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       yaxis=dict(range=[0, 1], title="success"), title=title)
     return fig

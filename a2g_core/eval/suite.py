@@ -186,6 +186,7 @@ def _fmt(c: Cell) -> str:
 
 def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: SuiteConfig) -> Path:
     from a2g_core.eval.plots import evaluation_plot
+    from a2g_core.eval.reported import PAPER_SUCCESS, paper_success
     out = Path(out)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -207,13 +208,18 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
     success = [c for c in cells if c.table == "success"]
     if success:
         rows = list(dict.fromkeys((c.task, c.mode) for c in success))
-        lines += ["", "## Success per task and mode", "", "| task | mode | " + " | ".join(methods) + " |",
-                  "|---|---|" + "---|" * len(methods)]
+        lines += ["", "## Success per task and mode", "",
+                  "| task | mode | " + " | ".join(methods) + " | the paper's Act2Goal / DP-GC (Table 1) |",
+                  "|---|---|" + "---|" * (len(methods) + 1)]
         for task, mode in rows:
             by = {c.method: c for c in success if (c.task, c.mode) == (task, mode)}
-            lines.append(f"| {task} | {mode} | " + " | ".join(_fmt(by[m]) if m in by else "—" for m in methods) + " |")
+            paper = [paper_success(m, task, mode) for m in ("act2goal", "dp_gc")]
+            lines.append(f"| {task} | {mode} | " + " | ".join(_fmt(by[m]) if m in by else "—" for m in methods) + " | "
+                         + (" / ".join(f"{r:.2f}" for r in paper) if None not in paper else "— (a real-robot task)")
+                         + " |")
         figures["success"] = evaluation_plot([_row(c, c.task, c.mode) for c in success],
-                                             "success per task, mode and method (95% Wilson intervals)")
+                                             "success per task, mode and method (95% Wilson intervals)",
+                                             reported=PAPER_SUCCESS)
 
     writing = [c for c in cells if c.table == "writing"]
     if writing:

@@ -78,6 +78,21 @@ def test_the_benchmark_plot_keeps_two_checkpoints_of_one_method_apart():
                                                             "dp_gc · easy"]
 
 
+def test_the_benchmark_plot_puts_the_papers_figures_beside_ours():
+    """Hatched bars for the paper's Table 1 where it has the method, task and mode; none for a real-robot task."""
+    from a2g_core.eval.plots import evaluation_plot
+    from a2g_core.eval.reported import PAPER_SUCCESS
+    from a2g_core.store.tables import Evaluation
+    rows = [Evaluation(policy="p", method="act2goal", task="move_can_pot", mode="easy", success=0.84),
+            Evaluation(policy="p", method="act2goal", task="plug_in", mode="easy", success=0.2),
+            Evaluation(policy="q", method="dp_gc", task="pick_dual_bottles", mode="hard", success=0.0)]
+    traces = {t.name: t for t in evaluation_plot(rows, reported=PAPER_SUCCESS).data}
+    assert list(traces) == ["act2goal · easy", "dp_gc · hard", "act2goal, the paper's · easy", "dp_gc, the paper's · hard"]
+    assert list(traces["act2goal, the paper's · easy"].x) == ["move_can_pot"]
+    assert list(traces["act2goal, the paper's · easy"].y) == [0.62]
+    assert list(traces["dp_gc, the paper's · hard"].y) == [0.0]
+
+
 def test_expert_goals_follow_the_policys_goal_frame(tmp_path):
     """A policy trained on task-done frames (goal_frame="success") gets those as its expert goals, stored
     apart from the final-frame goals of the same seed."""

@@ -29,6 +29,7 @@ def test_every_table_is_reported_and_recorded(suite):
     assert [r["detail"] for r in rows[2:]] == ["short/seen", "all/round 0", "all/round 1"]
     report = (suite / "report" / "report.md").read_text()
     assert "| place_empty_cup | easy |" in report and "| short | seen |" in report
+    assert report.count(" | 0.64 / 0.03 |") == 1                        # the paper's Table 1 beside place_empty_cup
     assert "Not run (no checkpoint given): no_msth." in report
     for name in ("success", "writing", "improve"):
         assert "plotly.min.js" in (suite / "report" / f"{name}.html").read_text()
