@@ -62,9 +62,11 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # (about 45 minutes on 2 cores), evaluated on 50 unseen seeds per mode (eval.json, listed by the lab's
 # Benchmarks tab). RES=96 renders 96 px frames for the same VAE (it is convolutional) and
 # names the runs and the checkpoint TASK_96px. STATE_NOISE=0.5 trains stage 1 with noise of that std on the
-# normalised state input, so the expert reads the images rather than its own pose (README, fifteenth session).
+# normalised state input, so the expert reads the images rather than its own pose; STATE_NOISE_DIMS=0,1,2,3 puts
+# it on the pose only, sparing the gripper's opening (docs/model-runs.md, fifteenth session).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
+STATE_NOISE_DIMS ?=
 TASK_MODE ?= easy
 RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
@@ -76,7 +78,7 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 500 --seed-start 1000 \
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
 	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
-		--state-noise $(STATE_NOISE) --out $(RUNS)/$(NAME)_s1
+		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) --out $(RUNS)/$(NAME)_s1
 	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
 		cp -r $(RUNS)/$(NAME)_s2/final/. assets/checkpoints/$(NAME)/

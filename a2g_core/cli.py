@@ -20,6 +20,13 @@ def _split(value: str, choices, what: str) -> list[str]:
     return items
 
 
+def _ints(value: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} takes comma-separated whole numbers, e.g. 0,1,2,3; got {value!r}.") from None
+
+
 def cmd_gen_data(args) -> int:
     from tqdm import tqdm
 
@@ -139,8 +146,9 @@ def cmd_train(args) -> int:
             raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
                              "was trained with.")
         preset = args.preset        # an unknown name is refused by train_policy
-        changes = {k: v for k, v in (("state_noise", args.state_noise), ("goal_frame", args.goal_frame),
-                                     ("early_windows", args.early_windows)) if v}
+        noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
+        changes = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
+                                     ("goal_frame", args.goal_frame), ("early_windows", args.early_windows)) if v}
         if changes and preset in PRESETS:
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
@@ -564,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--state-noise", type=float, default=0.0,
                    help="stage 1: std of noise on the normalised proprio input while training, so the expert "
                         "reads the images rather than the exact pose (default 0)")
+    t.add_argument("--state-noise-dims", default=None,
+                   help="stage 1: comma-separated state dims that --state-noise goes on (default all; the tabletop's "
+                        "state is x,y,z,yaw,grip, so 0,1,2,3 spares the gripper's opening)")
     t.add_argument("--early-windows", type=float, default=0.0,
                    help="stage 1: the fraction of training windows that start within an episode's first P steps, "
                         "where the arm is still at the shared home pose and only the images say where to go "

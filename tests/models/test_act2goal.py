@@ -221,11 +221,12 @@ def test_goal_is_encoded_once_per_goal(policy, monkeypatch):
     assert len(calls) == 7                                  # obs+goal after the clear, then obs + a new goal
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.5])
-def test_state_noise_only_while_training(noise):
-    """``state_noise`` perturbs the expert's proprio input in training only, with the configured std."""
+@pytest.mark.parametrize("noise, dims", [(0.0, None), (0.5, None), (0.5, (0, 1, 2, 3))])
+def test_state_noise_only_while_training(noise, dims):
+    """``state_noise`` perturbs the expert's proprio input in training only, with the configured std,
+    on the dims ``state_noise_dims`` names (every dim by default)."""
     torch.manual_seed(0)
-    policy = Act2GoalPolicy(TINY.with_(state_noise=noise), vae=VideoVAE(TINY_VAE))
+    policy = Act2GoalPolicy(TINY.with_(state_noise=noise, state_noise_dims=dims), vae=VideoVAE(TINY_VAE))
     seen = []
     forward = policy.expert.forward
     policy.expert.forward = lambda a, st, *rest: seen.append(st) or forward(a, st, *rest)
@@ -236,7 +237,15 @@ def test_state_noise_only_while_training(noise):
     policy.eval()
     policy(batch)
     torch.testing.assert_close(seen[1], clean)
-    assert abs(float((seen[0] - clean).std()) - noise) < 0.05
+    noisy = list(range(clean.shape[1])) if dims is None else list(dims)
+    spared = [d for d in range(clean.shape[1]) if d not in noisy]
+    assert abs(float((seen[0] - clean)[:, noisy].std()) - noise) < 0.05
+    torch.testing.assert_close(seen[0][:, spared], clean[:, spared], rtol=0, atol=0)
+
+
+def test_state_noise_dims_must_be_state_dims():
+    with pytest.raises(ValueError, match=r"state_noise_dims \(5,\) must name state dims 0..4"):
+        TINY.with_(state_noise=0.5, state_noise_dims=(5,))
 
 
 def test_latents_are_standardised_per_element(policy):

@@ -75,6 +75,10 @@ class Act2GoalConfig(ConfigBase):
     # reads the trajectory's phase off the exact pose (a copycat shortcut) instead of the images,
     # and a 1.5 cm deviation in closed loop sends it the wrong way (measured: docs/model-runs.md, item 2)
     state_noise: float = 0.0
+    # the state dims that noise goes on (None: every dim). Measured (docs/model-runs.md, fifteenth session):
+    # noise on every dim lifted place_empty_cup 31 → 39 of 50 and took pick_dual_bottles 13 → 0, a
+    # two-object task whose phase the gripper's opening tells
+    state_noise_dims: tuple | None = None
     imagine_steps: int = 8              # Euler steps of the world model for imagine()
     action_steps: int = 5               # Euler steps of the action expert for control
 
@@ -101,6 +105,9 @@ class Act2GoalConfig(ConfigBase):
         check_goal_frame(self.goal_frame)
         if self.state_noise < 0:
             raise ValueError(f"state_noise is a standard deviation, at least 0; got {self.state_noise}.")
+        if self.state_noise_dims is not None and (
+                not self.state_noise_dims or any(not 0 <= d < self.state_dim for d in self.state_noise_dims)):
+            raise ValueError(f"state_noise_dims {self.state_noise_dims} must name state dims 0..{self.state_dim - 1}.")
         if not 0 <= self.early_windows <= 1:
             raise ValueError(f"early_windows is a fraction in [0, 1], got {self.early_windows}.")
         if self.inference_horizon < 1:

@@ -312,7 +312,10 @@ class Act2GoalPolicy(nn.Module):
         sa = sample_t(b, device=a0.device)
         st = self._norm_state(batch["state"])
         if self.training and self.config.state_noise:
-            st = st + self.config.state_noise * torch.randn_like(st)
+            jitter = self.config.state_noise * torch.randn_like(st)
+            if self.config.state_noise_dims is not None:
+                jitter[:, [d for d in range(st.shape[1]) if d not in self.config.state_noise_dims]] = 0
+            st = st + jitter
         u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden,
                         self.expert.keypoints(obs_lat, goal_lat))
         err = (u - velocity_target(a0, a_noise)) ** 2                  # (B, H, A)
