@@ -17,7 +17,7 @@ with the targets the whole way to the rollout's end (HER keeps a share of origin
 those samples ever show the policy goals of the kind it is evaluated and operated on (the expert's
 last frame, the arm back home): the relabelled ones are frames of its own rollouts. Measured
 (README, self-improvement): successes with future goals and a kept share of 0.5 took hard move_can_pot from 0.06 to
-0.31 in three rounds and the shipped cup policy from 0.33 to 0.75 in one; without kept goals the
+0.31 in three rounds and the cup policy shipped until the fifteenth session from 0.33 to 0.75 in one; without kept goals the
 rounds gave the gain back.
 
 Measured (docs/improvement-runs.md, tenth session): with "stay" as the targets past o' instead of the mask, 45
