@@ -56,7 +56,7 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 		--log "DP-GC=$(RUNS)/dp_gc/log.jsonl" --log "w/o MSTH=$(RUNS)/no_msth/log.jsonl" \
 		--out assets/checkpoints/tiny/training.png
 
-# A single-task Act2Goal, the recipe that succeeds (README, model section, item 9): 100 clean and 500 DART
+# A single-task Act2Goal, the recipe that succeeds (docs/model-runs.md, item 9): 100 clean and 500 DART
 # expert episodes of TASK in easy mode (TASK_MODE=all adds hard), the shipped VAE, stage 1 (L_v + 0.1 L_a,
 # fixed horizon) for 4000 steps, then the paper's stage 2 (L_a end to end) for 4000 -> assets/checkpoints/TASK
 # (about 45 minutes on 2 cores), evaluated on 50 unseen seeds per mode (eval.json, listed by the lab's

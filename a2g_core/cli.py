@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_DATA = Path("sessions/data/expert")
-DEFAULT_POLICY = Path("assets/checkpoints/tiny")   # the shipped default checkpoint
-BASELINES = (Path("assets/checkpoints/dp_gc"), Path("assets/checkpoints/no_msth"))   # shipped when trained
+from a2g_core import DEFAULT_POLICY
+# the paper suite's default: the all-task Act2Goal and its baselines, one checkpoint per method for every task
+ALL_TASK_POLICIES = tuple(Path("assets/checkpoints") / m for m in ("tiny", "dp_gc", "no_msth"))
 DEFAULT_DB = Path("sessions/lab/lab.db")         # = a2g_core.store.DEFAULT_DB (not imported: --help stays fast)
 
 
@@ -473,7 +474,7 @@ def cmd_benchmark(args) -> int:
         bar.set_postfix_str(f"{cell.table} {cell.method} {cell.task}/{cell.mode} {cell.detail} "
                             f"{'—' if cell.success is None else f'{cell.success:.2f}'}")
 
-    policies = args.policy or [p for p in (DEFAULT_POLICY, *BASELINES) if (p / "policy.json").exists()]
+    policies = args.policy or [p for p in ALL_TASK_POLICIES if (p / "policy.json").exists()]
     run_suite(policies, args.out, cfg, db=args.db, progress=on_cell)
     bar.close()
     print((Path(args.out) / "report.md").read_text())
@@ -702,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--arm: the operator arms, steps, pauses or stops it from the lab (or GET "
                                     "/control/arm|step|pause|stop). Every request is recorded as a rollout in the "
                                     "lab database. A non-loopback bind requires an API key.")
-    sv.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
+    sv.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"policy folder (default {DEFAULT_POLICY})")
     sv.add_argument("--adapter", type=Path, default=None, help="LoRA adapter of an improvement round")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
@@ -745,8 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--repeats", type=int, default=30)
     bb.add_argument("--success-episodes", type=int, default=0,
                     help="also run this many seeds through the bridge and in-process and compare success")
-    bb.add_argument("--policy", type=Path, default=DEFAULT_POLICY)
-    bb.add_argument("--task", default="place_empty_cup")
+    bb.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"policy folder (default {DEFAULT_POLICY})")
+    bb.add_argument("--task", default="move_can_pot", help="task of the success comparison (default move_can_pot, "
+                                                          "the default policy's)")
     bb.add_argument("--mode", default="easy")
     bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
     bb.set_defaults(func=cmd_bench_bridge)
@@ -810,8 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "OUT/report.md, results.csv, figures (.html, .png with Chromium) and store rows.")
     bs.add_argument("--suite", choices=["paper"], default="paper")
     bs.add_argument("--policy", action="append", default=None,
-                    help=f"a policy folder (repeatable, one per method; default {DEFAULT_POLICY} and "
-                         f"the baselines in {BASELINES[0].parent} where present)")
+                    help=f"a policy folder (repeatable, one per method; default the all-task checkpoints "
+                         f"{', '.join(str(p) for p in ALL_TASK_POLICIES)} where present)")
     bs.add_argument("--out", default="sessions/benchmark/paper", help="report folder (default %(default)s)")
     bs.add_argument("--quick", action="store_true", help="every table at toy size: 1 task, 1 episode, 12 steps")
     bs.add_argument("--tables", default=None, help="comma-separated subset of success,writing,improve (default all)")

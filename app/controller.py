@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from a2g_core import msth
+from a2g_core import DEFAULT_POLICY, msth
 from a2g_core.data.episodes import square_resize
 from a2g_core.data.rollouts import expert_goal_name, goal_images, load_imagined, record_goal, record_rollout
 from a2g_core.sim import MODES, TASKS, make_env
@@ -28,7 +28,6 @@ from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
 from a2g_core.store import crud, open_db
 
-DEFAULT_POLICY = Path("assets/checkpoints/move_can_pot")      # the shipped checkpoint that succeeds most
 SHIPPED_BENCHMARK = Path("assets/benchmark/paper")         # `benchmark --suite paper` on the shipped checkpoints
 DEFAULT_ROOT = Path("sessions/lab")
 UPLOAD_LIMIT = 10 * 2**20                       # bytes per goal image
