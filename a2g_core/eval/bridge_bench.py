@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from a2g_core.eval.model_bench import _median_ms, _policy
+from a2g_core.eval.model_bench import _interleaved_medians_ms, _median_ms, _policy
 
 
 def _server_for(preset: str, goal_fn, **kw):
@@ -38,8 +38,8 @@ def run_bridge_bench(repeats: int = 30, log=print) -> dict:
         obs = {k: big() for k in server.profile.cameras}
         obs["observation.state"] = np.zeros(16, np.float32)
         client = WebsocketClientPolicy(host="127.0.0.1", port=server.port)
-        round_trip = _median_ms(lambda: client.infer(obs), repeats)
-        in_process = _median_ms(lambda: server.infer(-1, obs), repeats)
+        round_trip, in_process = _interleaved_medians_ms([lambda: client.infer(obs), lambda: server.infer(-1, obs)],
+                                                         repeats)
         report["genie01"] = {"round_trip_ms": round_trip, "in_process_ms": in_process,
                              "overhead_ms": round_trip - in_process,
                              "request_bytes": sum(v.nbytes for v in obs.values())}

@@ -41,6 +41,22 @@ def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float
     return 1000 * statistics.median(times)
 
 
+def _interleaved_medians_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[float]:
+    """Median ms of each of ``fns``, called in turn within every repeat: a drift in the machine's load
+    then reaches all of them alike, which back-to-back blocks of calls do not (a baseline measured a
+    minute later on a shared machine can come out slower than the thing it is the baseline of)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [1000 * statistics.median(ts) for ts in times]
+
+
 def _batch(cfg, b: int):
     v, f, h = len(cfg.views), cfg.msth.num_frames, cfg.msth.num_actions
     c, s = cfg.latent_channels, cfg.latent_size
