@@ -13,8 +13,3 @@ _TASKS = ("move_can_pot", "pick_dual_bottles", "place_empty_cup", "place_shoe")
 PAPER_SUCCESS: dict[tuple[str, str, str], float] = {
     (method, task, mode): rate
     for method, modes in _TABLE_1.items() for mode, rates in modes.items() for task, rate in zip(_TASKS, rates)}
-
-
-def paper_success(method: str, task: str, mode: str) -> float | None:
-    """The paper's success for (method, task, mode), or None where it reports none."""
-    return PAPER_SUCCESS.get((method, task, mode))

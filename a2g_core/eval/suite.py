@@ -186,7 +186,7 @@ def _fmt(c: Cell) -> str:
 
 def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: SuiteConfig) -> Path:
     from a2g_core.eval.plots import evaluation_plot
-    from a2g_core.eval.reported import PAPER_SUCCESS, paper_success
+    from a2g_core.eval.reported import PAPER_SUCCESS
     out = Path(out)
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -213,7 +213,7 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
                   "|---|---|" + "---|" * (len(methods) + 1)]
         for task, mode in rows:
             by = {c.method: c for c in success if (c.task, c.mode) == (task, mode)}
-            paper = [paper_success(m, task, mode) for m in ("act2goal", "dp_gc")]
+            paper = [PAPER_SUCCESS.get((m, task, mode)) for m in ("act2goal", "dp_gc")]
             lines.append(f"| {task} | {mode} | " + " | ".join(_fmt(by[m]) if m in by else "—" for m in methods) + " | "
                          + (" / ".join(f"{r:.2f}" for r in paper) if None not in paper else "— (a real-robot task)")
                          + " |")
