@@ -136,7 +136,7 @@ def cmd_train(args) -> int:
     bar, progress = _bar(f"stage {args.stage}")
     if args.stage == "vae":
         from a2g_core.models.vae import VAEConfig
-        blocks = tuple(int(c) for c in args.vae_blocks.split(","))
+        blocks = tuple(_ints(args.vae_blocks, "--vae-blocks"))
         vae_cfg = VAEConfig(resolution=_dataset_resolution(args.data), block_out_channels=blocks,
                             object_weight=args.vae_object_weight)
         logs = train_vae(args.data, args.out, cfg, vae_config=vae_cfg, progress=progress)
@@ -372,14 +372,17 @@ def cmd_robot_run(args) -> int:
 
 def cmd_bench_bridge(args) -> int:
     from a2g_core.eval.bridge_bench import bridge_success, run_bridge_bench
+    from a2g_core.models.act2goal import trained_on
     report = run_bridge_bench(repeats=args.repeats)
     if args.success_episodes:
+        cell = (trained_on(args.policy) or [("place_empty_cup", "easy")])[0]      # the policy's first cell
+        task, mode = args.task or cell[0], args.mode or cell[1]
         bar, progress = _bar("episodes through the bridge", "ep")
-        report["success"] = r = bridge_success(args.policy, task=args.task, mode=args.mode,
+        report["success"] = r = bridge_success(args.policy, task=task, mode=mode,
                                                episodes=args.success_episodes,
                                                progress=lambda i, n: progress(i, n, {}))
         bar.close()
-        print(f"{args.task}/{args.mode}, {r['episodes']} seeds: through the bridge {r['bridge']['success']:.2f}, "
+        print(f"{task}/{mode}, {r['episodes']} seeds: through the bridge {r['bridge']['success']:.2f}, "
               f"in-process {r['in_process']['success']:.2f}")
     _write_json(args.json, report)
     return 0
@@ -747,9 +750,9 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--success-episodes", type=int, default=0,
                     help="also run this many seeds through the bridge and in-process and compare success")
     bb.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help=f"policy folder (default {DEFAULT_POLICY})")
-    bb.add_argument("--task", default="move_can_pot", help="task of the success comparison (default move_can_pot, "
-                                                          "the default policy's)")
-    bb.add_argument("--mode", default="easy")
+    bb.add_argument("--task", default=None, help="task of the success comparison (default: the first the policy "
+                                                 "was trained on)")
+    bb.add_argument("--mode", default=None, help="its mode (default: the policy's first)")
     bb.add_argument("--json", default=None, help="also write the report as JSON to this file")
     bb.set_defaults(func=cmd_bench_bridge)
 

@@ -31,14 +31,7 @@ def _inputs(cfg, b: int = 1, seed: int = 0):
 
 
 def _median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return _interleaved_medians_ms([fn], repeats, warmup)[0]
 
 
 def _interleaved_medians_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[float]:

@@ -47,12 +47,11 @@ def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)
         fig.add_trace(go.Bar(x=[e.task for e in es], y=[e.success for e in es], name=name,
                              error_y=dict(type="data", symmetric=False, array=[e.ci_high - e.success for e in es],
                                           arrayminus=[e.success - e.ci_low for e in es])))
-    measured = dict.fromkeys((e.method, e.task, e.mode) for e in rows)
-    for method, mode in dict.fromkeys((m, mode) for m, _, mode in measured):
-        tasks = [t for m, t, md in measured if (m, md) == (method, mode) and (method, t, mode) in (reported or {})]
-        if tasks:
-            fig.add_trace(go.Bar(x=tasks, y=[reported[method, t, mode] for t in tasks], name=f"{method}, the paper's · {mode}",
-                                 marker=dict(pattern=dict(shape="/"), opacity=0.6)))
+    shown = [c for c in dict.fromkeys((e.method, e.task, e.mode) for e in rows) if c in (reported or {})]
+    for method, mode in dict.fromkeys((m, md) for m, _, md in shown):
+        tasks = [t for m, t, md in shown if (m, md) == (method, mode)]
+        fig.add_trace(go.Bar(x=tasks, y=[reported[method, t, mode] for t in tasks], name=f"{method}, the paper's · {mode}",
+                             marker=dict(pattern=dict(shape="/"), opacity=0.6)))
     fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       yaxis=dict(range=[0, 1], title="success"), title=title)
     return fig
