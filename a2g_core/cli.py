@@ -25,7 +25,7 @@ def _ints(value: str, what: str) -> list[int]:
     try:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{what} takes comma-separated whole numbers, e.g. 0,1,2,3; got {value!r}.") from None
+        raise ValueError(f"{what} takes comma-separated whole numbers; got {value!r}.") from None
 
 
 def cmd_gen_data(args) -> int:
