@@ -63,15 +63,17 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # Benchmarks tab). RES=96 renders 96 px frames for the same VAE (it is convolutional) and
 # names the runs and the checkpoint TASK_96px. STATE_NOISE=0.5 trains stage 1 with noise of that std on the
 # normalised state input, so the expert reads the images rather than its own pose; STATE_NOISE_DIMS=0,1,2,3 puts
-# it on the pose only, sparing the gripper's opening (docs/model-runs.md, fifteenth session).
+# it on the pose only, sparing the gripper's opening (docs/model-runs.md, fifteenth session). EXECUTE=4 saves the
+# checkpoint with 4 actions executed per chunk instead of the preset's 8 (training never reads it; eval and the lab do).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
+EXECUTE ?=
 STATE_NOISE_DIMS ?=
 TASK_MODE ?= easy
 RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
 TASK_DATA = sessions/data/$(TASK)_dart$(RES)
-ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000
+ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000 $(if $(EXECUTE),--execute $(EXECUTE))
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
 		--out $(TASK_DATA)

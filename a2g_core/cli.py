@@ -157,7 +157,8 @@ def cmd_train(args) -> int:
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
-                            cache_progress=lambda i, n: cache_progress(i, n, {}), fixed_horizon=args.fixed_horizon)
+                            cache_progress=lambda i, n: cache_progress(i, n, {}), fixed_horizon=args.fixed_horizon,
+                            execute=args.execute)
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
@@ -586,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")
+    t.add_argument("--execute", type=int, default=None,
+                   help="stages 1-2: the actions per chunk (E) the saved policy executes before predicting again; "
+                        "training never reads it, eval and the lab start from it (default: the preset's, or the "
+                        "--init policy's)")
     t.add_argument("--goal-frame", choices=GOAL_FRAMES,
                    help="stage 1: which frame of an expert episode is its goal image, in training and in every goal "
                         "made for the policy: final (the last: task done, arm home) or success (the first with "

@@ -83,10 +83,12 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
-                 fixed_horizon: bool = False):
+                 fixed_horizon: bool = False, execute: int | None = None):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``fixed_horizon`` switches an ``init`` policy trained on the
-    steps left to the goal to control's K (see the config); the presets have it already."""
+    steps left to the goal to control's K (see the config); the presets have it already. ``execute``
+    sets the E the saved policy runs with (training never reads it; default: the preset's or the
+    ``init`` policy's)."""
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
@@ -107,6 +109,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
             raise ValueError(f"The dataset {data} comes from the {profile!r} profile; the models know "
                              f"{', '.join(LAYOUTS)}.")
         policy = build_policy(preset, vae_dir, variant, profile, resolution=int(store.spec["resolution"]))
+    if execute is not None:
+        policy.set_execute(execute)
     if sorted(store.views) != sorted(policy.config.views):
         raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
     if store.spec["resolution"] != policy.config.resolution:

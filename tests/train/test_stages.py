@@ -26,7 +26,7 @@ def run(tmp_path_factory):
     generate(root / "data", tasks=["place_empty_cup"], modes=["easy"], episodes=2, resolution=64)
     train_vae(root / "data", root / "vae", STEPS, vae_config=VAE)
     train_policy(root / "data", root / "s1", STEPS, stage=1, preset=POLICY, vae_dir=root / "vae" / "vae")
-    train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final")
+    train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final", execute=4)
     return root
 
 
@@ -55,6 +55,7 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
     torch.testing.assert_close(a.expert.action_mean, rel.mean(0))
     assert not torch.equal(a.world_model.blocks[0].attn1.to_q.weight, b.world_model.blocks[0].attn1.to_q.weight)
     assert a.trained_on == b.trained_on == [("place_empty_cup", "easy")]   # recorded in policy.json, kept by stage 2
+    assert (a.config.msth_E, b.config.msth_E) == (6, 4)                    # stage 2's execute=4, saved with it
 
 
 def test_eval_notes_a_task_the_policy_was_not_trained_on(run, capsys):
@@ -82,6 +83,8 @@ def test_bad_training_inputs(tmp_path, run):
         train_policy(tmp_path, tmp_path / "x", STEPS, stage=1, preset=POLICY, vae_dir=run / "vae" / "vae")
     with pytest.raises(ValueError, match="--init"):
         train_policy(run / "data", tmp_path / "x", STEPS, stage=2)
+    with pytest.raises(ValueError, match=r"Actions per chunk must be 1\.\.8"):
+        train_policy(run / "data", tmp_path / "x", STEPS, stage=2, init=run / "s1" / "final", execute=9)
     with pytest.raises(ValueError, match="needs a trained VAE"):
         train_policy(run / "data", tmp_path / "x", STEPS, stage=1)
     with pytest.raises(ValueError, match="has no successful episodes of plating"):
