@@ -112,6 +112,9 @@ def _bar(desc: str, unit: str = "step"):
     bar = tqdm(total=None, desc=desc, unit=unit, delay=1)      # quick errors print no empty bar
 
     def progress(step, total, logs):
+        if bar.total is None:     # the clock starts at the first report, not at the latent cache or resume before it
+            bar.reset(total=total)
+            bar.initial = step
         bar.total = total
         bar.n = step
         if logs:
