@@ -67,8 +67,8 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # checkpoint with 4 actions executed per chunk instead of the preset's 8 (training never reads it; eval and the lab do).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
-EXECUTE ?=
 STATE_NOISE_DIMS ?=
+EXECUTE ?=
 TASK_MODE ?= easy
 RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
