@@ -73,14 +73,15 @@ TASK_MODE ?= easy
 RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
 TASK_DATA = sessions/data/$(TASK)_dart$(RES)
-ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000 $(if $(EXECUTE),--execute $(EXECUTE))
+ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
 		--out $(TASK_DATA)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 500 --seed-start 1000 \
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
 	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
-		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) --out $(RUNS)/$(NAME)_s1
+		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
+		$(if $(EXECUTE),--execute $(EXECUTE)) --out $(RUNS)/$(NAME)_s1
 	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
 		cp -r $(RUNS)/$(NAME)_s2/final/. assets/checkpoints/$(NAME)/
