@@ -268,6 +268,27 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from a2g_core.eval.compare import compare, load_results
+    ref_label, ref = load_results(args.reference)
+    out = []
+    for spec in args.others:
+        label, other = load_results(spec)
+        rows = compare(ref, other)
+        if not rows:
+            raise ValueError(f"{spec} and {args.reference} share no task and mode played on the same seeds.")
+        print(f"\nA = {ref_label}\nB = {label}\n")
+        print("| task | mode | shared seeds | A | B | only A | only B | A − B (95% interval) | McNemar p |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            n = r["seeds"]
+            print(f"| {r['task']} | {r['mode']} | {n} | {r['a']}/{n} | {r['b']}/{n} | {r['only_a']} | {r['only_b']} | "
+                  f"{r['difference']:+.2f} ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f}) | {r['p_value']:.3f} |")
+        out.append({"a": ref_label, "b": label, "cells": rows})
+    _write_json(args.json, {"comparisons": out})
+    return 0
+
+
 def cmd_improve(args) -> int:
     from a2g_core.store import open_db
     from a2g_core.train.improve import ImproveConfig, baseline_success, improvement_round, policy_probe
@@ -635,6 +656,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db", default=str(DEFAULT_DB),
                    help=f"record the table in this lab database (default {DEFAULT_DB}; '' to skip)")
     e.set_defaults(func=cmd_eval)
+
+    cp = sub.add_parser("compare", help="is one policy ahead of another? paired test on the seeds both evaluated",
+                        description="Compare eval --json results seed by seed: per task and mode, how many shared seeds "
+                                    "only A or only B succeeded on, the difference in success rate with Newcombe's 95% "
+                                    "interval for paired rates, and McNemar's exact p-value (small: the split of "
+                                    "those seeds is unlikely if both policies were equally good). Seeds where both "
+                                    "succeed or both fail carry no information about which is better.")
+    cp.add_argument("reference", help="eval --json file of policy A (several joined by commas: seed blocks of one policy)")
+    cp.add_argument("others", nargs="+", help="eval --json file(s) of the policies to set against A, each compared to A")
+    cp.add_argument("--json", default=None, help="also write the comparisons to this file")
+    cp.set_defaults(func=cmd_compare)
 
     dg = sub.add_parser("diagnose", help="why a policy fails: open-loop error, proprio sensitivity, closed-loop trace",
                         description="On one expert episode of the dataset (a training seed shows fitting, another "

@@ -7,7 +7,7 @@ from a2g_core.cli import build_parser, main
 
 COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model", "plot-log",
             "improve", "serve", "robot-run", "bench-bridge", "vae-strip", "export-lerobot", "import-lerobot", "benchmark",
-            "diagnose"]
+            "diagnose", "compare"]
 
 
 def test_help_lists_every_command():
