@@ -65,19 +65,24 @@ def load_results(spec: str) -> tuple[str, dict]:
     return " + ".join(labels), cells
 
 
+def paired(a: list[bool], b: list[bool]) -> dict:
+    """Successes of two policies on the same seeds, in the same order: counts, difference and test."""
+    if len(a) != len(b):
+        raise ValueError(f"Paired results need the same seeds; got {len(a)} and {len(b)} episodes.")
+    both = sum(x and y for x, y in zip(a, b))
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    d, lo, hi = paired_difference(both, only_a, only_b, len(a) - both - only_a - only_b)
+    return {"seeds": len(a), "a": both + only_a, "b": both + only_b, "only_a": only_a, "only_b": only_b,
+            "difference": d, "ci95": [lo, hi], "p_value": mcnemar_exact(only_a, only_b)}
+
+
 def compare(a: dict, b: dict) -> list[dict]:
     """One row per (task, mode) cell in both result sets, over the seeds both played."""
     rows = []
     for cell in sorted(set(a) & set(b)):
         shared = sorted(set(a[cell]) & set(b[cell]))
-        if not shared:
-            continue
-        pairs = [(a[cell][s], b[cell][s]) for s in shared]
-        both = sum(x and y for x, y in pairs)
-        only_a = sum(x and not y for x, y in pairs)
-        only_b = sum(y and not x for x, y in pairs)
-        d, lo, hi = paired_difference(both, only_a, only_b, len(pairs) - both - only_a - only_b)
-        rows.append({"task": cell[0], "mode": cell[1], "seeds": len(pairs), "a": both + only_a, "b": both + only_b,
-                     "only_a": only_a, "only_b": only_b, "difference": d, "ci95": [lo, hi],
-                     "p_value": mcnemar_exact(only_a, only_b)})
+        if shared:
+            rows.append({"task": cell[0], "mode": cell[1],
+                         **paired([a[cell][s] for s in shared], [b[cell][s] for s in shared])})
     return rows

@@ -37,6 +37,7 @@ class Cell:
     success: float | None = None
     ci95: list = field(default_factory=list)
     episodes: int = 0
+    wins: list = field(default_factory=list)       # success per seed, in seed order (success and writing cells)
 
     @property
     def source_round(self) -> tuple[str, int]:
@@ -144,6 +145,7 @@ def run_suite(policies: list[str | Path], out: str | Path, cfg: SuiteConfig, *, 
                                 ci95=tuple(rep["ci95"]), suite=f"paper:{cell.table}" + (f":{cell.detail}"
                                                                                          if cell.detail else ""))
         cell.success, cell.ci95, cell.episodes = rep["success"], list(rep["ci95"]), rep["episodes"]
+        cell.wins = [r["success"] for r in rep.get("results", [])]
         with open(done_path, "a") as f:
             f.write(json.dumps(asdict(cell)) + "\n")
         done[cell.key] = cell
@@ -246,6 +248,7 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
                          + " |")
         figures["improve"] = _improve_plot(improve)
 
+    lines += _paired_lines(cells)
     lines += ["", "Figures: " + ", ".join(f"[{k}]({k}.html)" for k in figures)]
     pngs = _save_figures(figures, out)
     if pngs:
@@ -253,6 +256,27 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _paired_lines(cells: list[Cell]) -> list[str]:
+    """Act2Goal against each baseline on the same seeds (``compare``'s test), where both cells kept their seeds."""
+    from a2g_core.eval.compare import paired
+    by = {(c.table, c.method, c.task, c.mode, c.detail): c for c in cells if c.wins}
+    rows = []
+    for (table, method, task, mode, detail), base in by.items():
+        ours = by.get((table, "act2goal", task, mode, detail))
+        if method == "act2goal" or ours is None or len(ours.wins) != len(base.wins):
+            continue
+        r = paired(ours.wins, base.wins)
+        rows.append(f"| {task} | {mode}{f' · {detail}' if detail else ''} | {method} | {r['only_a']} | {r['only_b']} | "
+                    f"{r['difference']:+.2f} [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_value']:.3f} |")
+    if not rows:
+        return []
+    return ["", "## Act2Goal against each baseline, seed by seed", "",
+            "The same seeds for every method: seeds where only one of the two succeeds decide the order "
+            "(difference in success with Newcombe's 95% interval for paired rates; McNemar's exact p).", "",
+            "| task | mode | baseline | only Act2Goal | only the baseline | Act2Goal − baseline | p |",
+            "|---|---|---|---|---|---|---|", *rows]
 
 
 def _row(c: Cell, x: str, group: str):

@@ -31,6 +31,11 @@ def test_every_table_is_reported_and_recorded(suite):
     assert "| place_empty_cup | easy |" in report and "| short | seen |" in report
     assert report.count(" | 0.64 / 0.03 |") == 1                        # the paper's Table 1 beside place_empty_cup
     assert "Not run (no checkpoint given): no_msth." in report
+    cells = [json.loads(line) for line in (suite / "report" / "cells.jsonl").read_text().splitlines()]
+    ours, base = (next(c for c in cells if (c["table"], c["method"]) == ("success", m)) for m in ("act2goal", "dp_gc"))
+    assert len(ours["wins"]) == len(base["wins"]) == 1                  # each seed's success is kept for the pairing
+    only_ours, only_base = int(ours["wins"][0] and not base["wins"][0]), int(base["wins"][0] and not ours["wins"][0])
+    assert f"| place_empty_cup | easy | dp_gc | {only_ours} | {only_base} |" in report
     for name in ("success", "writing", "improve"):
         assert "plotly.min.js" in (suite / "report" / f"{name}.html").read_text()
         if Path("/usr/bin/chromium").exists():
