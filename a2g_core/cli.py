@@ -269,7 +269,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from a2g_core.eval.compare import compare, load_results
+    from a2g_core.eval.compare import compare, format_p, load_results
     ref_label, ref = load_results(args.reference)
     out = []
     for spec in args.others:
@@ -283,7 +283,7 @@ def cmd_compare(args) -> int:
         for r in rows:
             n = r["seeds"]
             print(f"| {r['task']} | {r['mode']} | {n} | {r['a']}/{n} | {r['b']}/{n} | {r['only_a']} | {r['only_b']} | "
-                  f"{r['difference']:+.2f} ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f}) | {r['p_value']:.3f} |")
+                  f"{r['difference']:+.2f} ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f}) | {format_p(r['p_value'])} |")
         out.append({"a": ref_label, "b": label, "cells": rows})
     _write_json(args.json, {"comparisons": out})
     return 0

@@ -25,6 +25,10 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def format_p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
 def paired_difference(both: int, only_a: int, only_b: int, neither: int) -> tuple[float, float, float]:
     """Success rate of A minus that of B on the same seeds, with Newcombe's 95% interval."""
     n = both + only_a + only_b + neither

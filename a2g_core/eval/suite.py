@@ -260,7 +260,7 @@ def write_report(cells: list[Cell], out: Path, *, methods: list[str], cfg: Suite
 
 def _paired_lines(cells: list[Cell]) -> list[str]:
     """Act2Goal against each baseline on the same seeds (``compare``'s test), where both cells kept their seeds."""
-    from a2g_core.eval.compare import paired
+    from a2g_core.eval.compare import format_p, paired
     by = {(c.table, c.method, c.task, c.mode, c.detail): c for c in cells if c.wins}
     rows = []
     for (table, method, task, mode, detail), base in by.items():
@@ -269,7 +269,7 @@ def _paired_lines(cells: list[Cell]) -> list[str]:
             continue
         r = paired(ours.wins, base.wins)
         rows.append(f"| {task} | {mode}{f' · {detail}' if detail else ''} | {method} | {r['only_a']} | {r['only_b']} | "
-                    f"{r['difference']:+.2f} [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['p_value']:.3f} |")
+                    f"{r['difference']:+.2f} [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {format_p(r['p_value'])} |")
     if not rows:
         return []
     return ["", "## Act2Goal against each baseline, seed by seed", "",
