@@ -65,6 +65,7 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # normalised state input, so the expert reads the images rather than its own pose; STATE_NOISE_DIMS=0,1,2,3 puts
 # it on the pose only, sparing the gripper's opening (docs/model-runs.md, fifteenth session). EXECUTE=4 saves the
 # checkpoint with 4 actions executed per chunk instead of the preset's 8 (training never reads it; eval and the lab do).
+# STEPS=6000 trains each stage that long (more scenes, with TASK_MODE=all, need more steps).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
 STATE_NOISE_DIMS ?=
@@ -73,7 +74,8 @@ TASK_MODE ?= easy
 RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
 TASK_DATA = sessions/data/$(TASK)_dart$(RES)
-ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps 4000
+STEPS ?= 4000
+ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps $(STEPS)
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
 		--out $(TASK_DATA)
