@@ -144,8 +144,8 @@ def run_suite(policies: list[str | Path], out: str | Path, cfg: SuiteConfig, *, 
                                 mode=cell.mode, episodes=rep["episodes"], success=rep["success"],
                                 ci95=tuple(rep["ci95"]), suite=f"paper:{cell.table}" + (f":{cell.detail}"
                                                                                          if cell.detail else ""))
+            cell.wins = [r["success"] for r in rep["results"]]
         cell.success, cell.ci95, cell.episodes = rep["success"], list(rep["ci95"]), rep["episodes"]
-        cell.wins = [r["success"] for r in rep.get("results", [])]
         with open(done_path, "a") as f:
             f.write(json.dumps(asdict(cell)) + "\n")
         done[cell.key] = cell
