@@ -149,10 +149,13 @@ def cmd_train(args) -> int:
         if args.init and args.goal_frame:
             raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
                              "was trained with.")
+        if args.init and args.keypoint_contrast:
+            raise ValueError("--keypoint-contrast is for a new policy; one loaded with --init keeps its keypoint maps.")
         preset = args.preset        # an unknown name is refused by train_policy
         noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
         changes = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
-                                     ("goal_frame", args.goal_frame), ("early_windows", args.early_windows)) if v}
+                                     ("goal_frame", args.goal_frame), ("early_windows", args.early_windows),
+                                     ("keypoint_contrast", args.keypoint_contrast)) if v}
         if changes and preset in PRESETS:
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
@@ -608,6 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 1: the fraction of training windows that start within an episode's first P steps, "
                         "where the arm is still at the shared home pose and only the images say where to go "
                         "(default: the preset's; a policy loaded with --init keeps its own)")
+    t.add_argument("--keypoint-contrast", action="store_true",
+                   help="stage 1: the action expert's keypoint maps read the current frame beside the goal (and the "
+                        "goal beside the current), so they can find what has to move rather than everything that "
+                        "looks like it (default: each frame alone)")
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")

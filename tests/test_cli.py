@@ -32,6 +32,10 @@ def test_user_errors_are_one_sentence(capsys, tmp_path):
                  "--state-noise", "0.5", "--state-noise-dims", "x,y"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --state-noise-dims takes comma-separated whole numbers") and "\n" not in err
+    assert main(["train", "--stage", "2", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--init", str(tmp_path), "--keypoint-contrast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --keypoint-contrast is for a new policy") and "\n" not in err
 
 
 def test_gen_data_goal_and_vae_strip(tmp_path, capsys):

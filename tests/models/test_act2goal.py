@@ -323,3 +323,50 @@ def test_checkpoints_without_convolutional_keypoints_keep_their_layout():
     keys = {k for k in ActionExpert(TINY).state_dict() if k.startswith("keypoint_maps")}
     assert keys == {"keypoint_maps.weight", "keypoint_maps.bias"}
     assert len([k for k in ActionExpert(TINY.with_(keypoint_hidden=8)).state_dict() if k.startswith("keypoint_maps")]) == 6
+
+
+def _moved_object_error(contrast: bool, steps: int = 300) -> float:
+    """Train keypoints + a linear read-out to find where an object is now, beside a look-alike that stays
+    put, given a goal frame with the object moved elsewhere; the mean held-out error ([-1, 1] units)."""
+    from a2g_core.models.act2goal.modeling_act2goal import ActionExpert
+    torch.manual_seed(0)
+    cfg = TINY.with_(latent_size=8, patch_size=4, keypoint_hidden=16, keypoint_contrast=contrast)
+    expert = ActionExpert(cfg)
+    readout = torch.nn.Linear(2 * 2 * cfg.keypoints * 2, 2)
+    opt = torch.optim.Adam([*expert.keypoint_maps.parameters(), *readout.parameters()], lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+
+    def scenes(n):
+        now, goal = 0.1 * torch.randn(2, n, 2, 4, 8, 8, generator=g)
+        cells = torch.empty(n, 3, dtype=torch.long)
+        for i in range(n):                       # the object now, where it goes, the look-alike: three cells
+            cells[i] = torch.randperm(64, generator=g)[:3]
+            obj, dest, still = [(int(c) // 8, int(c) % 8) for c in cells[i]]
+            now[i, 0, 0][obj] = now[i, 0, 0][still] = goal[i, 0, 0][dest] = goal[i, 0, 0][still] = 1.0
+        rc = torch.stack([cells[:, 0] // 8, cells[:, 0] % 8], dim=1)
+        return now, goal, rc.float() / 3.5 - 1
+
+    for _ in range(steps):
+        now, goal, y = scenes(64)
+        loss = ((readout(expert.keypoints(now, goal)) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    now, goal, y = scenes(256)
+    with torch.no_grad():
+        return (readout(expert.keypoints(now, goal)) - y).abs().mean().item()
+
+
+def test_contrast_keypoints_find_what_has_to_move():
+    """Read alone, a frame cannot tell the object from a look-alike that stays put (the cup from the
+    coaster it goes on); read beside the goal, the object is where the two frames differ."""
+    alone, contrast = _moved_object_error(False), _moved_object_error(True)
+    assert contrast < 0.5 * alone, (contrast, alone)
+
+
+def test_contrast_keypoints_read_both_frames():
+    from a2g_core.models.act2goal.modeling_act2goal import ActionExpert
+    expert = ActionExpert(TINY.with_(keypoint_contrast=True))
+    assert expert.keypoint_maps.weight.shape[1] == 2 * TINY.latent_channels
+    obs, goal = torch.randn(2, 2, 4, 4, 4), torch.randn(2, 2, 4, 4, 4)
+    assert expert.keypoints(obs, goal).shape == (2, 2 * 2 * TINY.keypoints * 2)

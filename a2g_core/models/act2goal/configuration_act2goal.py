@@ -38,6 +38,12 @@ class Act2GoalConfig(ConfigBase):
     # (a probe reads it from them no better than the mean, 11.6 cm on unseen seeds) while a probe of
     # this shape on the same latents reads it to 1.7 cm (docs/model-runs.md, the fourteenth session's diagnosis)
     keypoint_hidden: int = 0
+    # the heat maps read each frame beside the other, channel-stacked (current with goal for the current
+    # keypoints, goal with current for the goal's), so a map can fire where an object is in one frame and
+    # not in the other: what has to move, and where to. Read alone, a frame's map cannot tell the cup from
+    # the coaster it must go on (measured: half the place_empty_cup failures of a policy trained on easy + hard
+    # data shut the gripper on the coaster, docs/model-runs.md, the eighteenth session)
+    keypoint_contrast: bool = False
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8

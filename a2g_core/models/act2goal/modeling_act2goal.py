@@ -159,7 +159,8 @@ class ActionExpert(nn.Module):
         self.state_in = nn.Linear(config.state_dim, d)
         k = config.keypoints
         if k:
-            self.keypoint_maps = _keypoint_maps(config.latent_channels, k, config.keypoint_hidden)
+            self.keypoint_maps = _keypoint_maps(config.latent_channels * (1 + config.keypoint_contrast), k,
+                                                config.keypoint_hidden)
             self.keypoint_in = nn.Linear(2 * len(config.views) * k * 2, d)      # (current, goal) × views × k × (x, y)
         self.pos = nn.Parameter(torch.randn(1 + (k > 0) + h, d) * 0.02)
         self.offset_embed = TimestepEmbedding(d, d)
@@ -174,10 +175,13 @@ class ActionExpert(nn.Module):
 
     def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
         """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
-        expected (x, y) in [-1, 1]; None when the config has none."""
+        expected (x, y) in [-1, 1]; None when the config has none. With ``keypoint_contrast`` each
+        frame's maps read it channel-stacked with the other frame."""
         if not self.config.keypoints:
             return None
-        z = torch.stack([obs, goal], dim=1)                                   # (B, 2, V, C, h, w)
+        if self.config.keypoint_contrast:
+            obs, goal = torch.cat([obs, goal], dim=2), torch.cat([goal, obs], dim=2)
+        z = torch.stack([obs, goal], dim=1)                                   # (B, 2, V, C or 2C, h, w)
         b, n, v, c, h, w = z.shape
         heat = self.keypoint_maps(z.reshape(-1, c, h, w)).flatten(-2).softmax(-1)       # (B·2·V, k, h·w)
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=z.device), torch.linspace(-1, 1, w, device=z.device),
