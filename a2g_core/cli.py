@@ -252,12 +252,12 @@ def cmd_eval(args) -> int:
                              execute=args.execute, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
-          "first grasp off the expert's (median) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "first grasp off the expert's (median) | first grasps where the object goes |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         grasp = "—" if r["grasp_error_cm"] is None else f"{r['grasp_error_cm']:.1f} cm ({r['grasps']} episodes)"
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
-              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} |")
+              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} |")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy
@@ -643,7 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the policy on seeds seed-start.. of a task and mode; the goal for each "
                                    "seed is the final frame of the scripted expert on that seed. Prints the success "
                                    "rate with a 95% Wilson interval, and how far from the expert's first grasp on "
-                                   "the same seed the policy first shut its gripper (median: does it find the object?).")
+                                   "the same seed the policy first shut its gripper (median: does it find the object?), and in how "
+                                   "many episodes it shut it where the object goes instead (the goal image's object "
+                                   "read for the scene's).")
     e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
     e.add_argument("--adapter", type=Path, default=None,
                    help="LoRA adapter on top of it (an improvement round's RUN/adapters/round_NNN; default none)")

@@ -87,14 +87,12 @@ def closed_loop(policy, episode, every: int = 8) -> dict:
         env.close()
 
 
-def grasp_and_release(states: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """x-y of the pose where an episode's gripper first shuts and where it next opens (None where it
-    does not do both)."""
-    shut = actions[:, 4] > 0.5
-    if not shut.any() or shut[int(np.argmax(shut)):].all():
-        return None
-    g = int(np.argmax(shut))
-    return states[g, :2], states[g + int(np.argmax(~shut[g:])), :2]
+def _object_and_target(states: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """x-y of where an episode first takes the object and where it lets it go (``grasp_and_release``),
+    None where it does not do both."""
+    from a2g_core.sim.rollout import grasp_and_release
+    places = grasp_and_release(states, actions)
+    return None if places is None or places[1] is None else (places[0][:2], places[1][:2])
 
 
 def gain(y: np.ndarray, x: np.ndarray) -> float:
@@ -124,7 +122,7 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
         errs.append(np.linalg.norm(pred[p - 1, :2] - actions[t + p - 1, :2]))
         moves.append(actions[t + p - 1, :2] - states[t, :2])
-        if (places := grasp_and_release(states, actions)) is not None:
+        if (places := _object_and_target(states, actions)) is not None:
             followed.append((pred[p - 1, :2] - states[t, :2], moves[-1], *places))
     if not errs:
         raise ValueError(f"No episode is longer than {t + p} actions.")
@@ -147,7 +145,7 @@ def images_or_pose(policy, episodes, t: int = 6) -> dict:
     usable = []                                            # (episode, its state at t, its object's x-y)
     for e in episodes:
         states, actions = e.lowdim()
-        if e.steps_before_success > t and (places := grasp_and_release(states, actions)) is not None:
+        if e.steps_before_success > t and (places := _object_and_target(states, actions)) is not None:
             usable.append((e, states[t], places[0]))
     if len(usable) < MIN_EPISODES_FOR_GAIN:
         return {"episodes": len(usable), "image_gain": None, "pose_gain": None}

@@ -17,6 +17,19 @@ from a2g_core.eval.sim_bench import wilson
 EVAL_SEED_START = 10_000       # far from the training seeds (gen-data starts at 0)
 
 _WORKER_CACHE: dict = {}     # per worker process: loaded policies and envs
+PLACE_CM = 5.0               # a first grasp this near (x-y) where the expert lets the object go is at its place
+
+
+def _cm(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) * 100)
+
+
+def grasp_at_place(grasp, taken, let_go) -> bool:
+    """Whether a policy's first grasp (x, y, z) took hold where the expert let the object go rather than
+    where it took it (``let_go``, ``taken``): within ``PLACE_CM`` of the one, in x-y, and nearer it than
+    the other. The cup's coaster, say: the object read off the goal image instead of the scene."""
+    to_place = _cm(grasp[:2], let_go[:2])
+    return to_place < PLACE_CM and to_place < _cm(grasp[:2], taken[:2])
 
 
 def load_policy(path, adapter=None, execute: int | None = None):
@@ -81,9 +94,10 @@ def _episode_job(job) -> dict:
     goal, ok = _WORKER_CACHE["goal"][1]
     out = run_episode(policy, _WORKER_CACHE[key], seed, goal, max_steps=max_steps, noise_seed=noise_seed)
     out.update(task=task, mode=mode, expert_success=ok)
-    want = expert_grasp(task, mode, seed, res, words)
-    out["grasp_error_cm"] = (None if want is None or out["grasp"] is None
-                             else float(np.linalg.norm(np.asarray(out["grasp"]) - want) * 100))
+    taken, let_go = expert_grasp(task, mode, seed, res, words) or (None, None)
+    grasp = out["grasp"]
+    out["grasp_error_cm"] = None if taken is None or grasp is None else _cm(grasp, taken)
+    out["grasp_at_place"] = None if let_go is None or grasp is None else grasp_at_place(grasp, taken, let_go)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
 
@@ -110,7 +124,9 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     ``execute``: actions executed per chunk before the next prediction (default: the checkpoint's E).
     Each cell also reports where its policy first shut the gripper against where the expert did on
     the same seed: ``grasps`` (episodes where both did) and ``grasp_error_cm`` (their median distance,
-    None without any): whether a failing policy finds the object at all."""
+    None without any): whether a failing policy finds the object at all; ``grasps_at_place``: the
+    episodes whose first grasp was within ``PLACE_CM`` of where the expert let the object go, and nearer
+    there than the object: a policy that reads the goal image's object for the one in front of it."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -149,5 +165,6 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
                         "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
                         "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
+                        "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

@@ -89,22 +89,32 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
 GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
 
 
-def first_grasp(states, actions) -> np.ndarray | None:
-    """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open;
-    None if it never was (it never closed, or it held its tool from the start, as in writing)."""
+def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open,
+    and where when it was next commanded open (None if it never was); None if it never shut after being
+    open (it never closed, or it held its tool from the start, as in writing)."""
     closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED       # action: x, y, z, yaw, grip
     opened = np.flatnonzero(~closed)
     if not len(opened):
         return None
     shut = opened[0] + np.flatnonzero(closed[opened[0]:])
-    return np.asarray(states)[shut[0], :3].copy() if len(shut) else None
+    if not len(shut):
+        return None
+    states, reopened = np.asarray(states), shut[0] + np.flatnonzero(~closed[shut[0]:])
+    return states[shut[0], :3].copy(), states[reopened[0], :3].copy() if len(reopened) else None
+
+
+def first_grasp(states, actions) -> np.ndarray | None:
+    """The grasp of ``grasp_and_release``, or None."""
+    places = grasp_and_release(states, actions)
+    return None if places is None else places[0]
 
 
 _GOALS: dict[tuple, tuple[dict[str, dict], bool, np.ndarray | None]] = {}
 
 
 def _expert(task: str, mode: str, seed: int, resolution: int, words: tuple[str, ...] | None) -> tuple:
-    """(goal images by rule, success, first grasp) of the expert on a seed, cached."""
+    """(goal images by rule, success, first grasp and release) of the expert on a seed, cached."""
     words = tuple(words) if words else None
     key = (task, mode, seed, resolution, words)
     if key not in _GOALS:
@@ -113,7 +123,7 @@ def _expert(task: str, mode: str, seed: int, resolution: int, words: tuple[str, 
         env.close()
         if len(_GOALS) > 64:
             _GOALS.pop(next(iter(_GOALS)))
-        _GOALS[key] = ({f: ep.goal_at(f) for f in GOAL_FRAMES}, ep.success, first_grasp(ep.states, ep.actions))
+        _GOALS[key] = ({f: ep.goal_at(f) for f in GOAL_FRAMES}, ep.success, grasp_and_release(ep.states, ep.actions))
     return _GOALS[key]
 
 
@@ -128,6 +138,7 @@ def expert_goal(task: str, mode: str, seed: int, resolution: int = 96, words: tu
 
 
 def expert_grasp(task: str, mode: str, seed: int, resolution: int = 96,
-                 words: tuple[str, ...] | None = None) -> np.ndarray | None:
-    """``first_grasp`` of the expert on a seed (the same run, and cache, as ``expert_goal``)."""
+                 words: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``grasp_and_release`` of the expert on a seed (the same run, and cache, as ``expert_goal``):
+    where it first takes the object, and where it lets it go."""
     return _expert(task, mode, seed, resolution, words)[2]

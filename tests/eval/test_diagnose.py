@@ -64,9 +64,11 @@ def test_which_place_the_first_moves_follow():
     states[:, 0] = np.arange(10)
     actions = np.zeros((9, 5))
     actions[3:6, 4] = 1.0                                                     # shut at step 3, open again at 6
-    grasp, release = diagnose.grasp_and_release(states, actions)
+    grasp, release = diagnose._object_and_target(states, actions)
     assert grasp[0] == 3 and release[0] == 6
-    assert diagnose.grasp_and_release(states, np.zeros((9, 5))) is None
+    assert diagnose._object_and_target(states, np.zeros((9, 5))) is None
+    actions[6:, 4] = 1.0                                                      # shut at 3 and never open again
+    assert diagnose._object_and_target(states, actions) is None
 
 
 class _Reader:
@@ -79,7 +81,7 @@ class _Reader:
         for e in episodes:
             states, actions = e.lowdim()
             self.places[np.asarray(e.frames("head")[t]).tobytes()] = self.places[states[t].tobytes()] = \
-                diagnose.grasp_and_release(states, actions)[0]
+                diagnose._object_and_target(states, actions)[0]
 
     def reset(self, seed):
         pass

@@ -1,7 +1,7 @@
 """Closed-loop episodes: one scene per seed, or one scenario with the policy's noise drawn per episode."""
 import numpy as np
 
-from a2g_core.eval.policy_eval import evaluate, load_policy, run_episode
+from a2g_core.eval.policy_eval import evaluate, grasp_at_place, load_policy, run_episode
 from a2g_core.sim import make_env
 from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
 
@@ -31,6 +31,14 @@ def test_first_grasp_is_where_the_gripper_first_shuts_after_being_open():
     np.testing.assert_array_equal(first_grasp(states, grip(1, 0, 0, 1, 1)), states[3, :3])
 
 
+def test_a_grasp_at_the_place_is_near_where_the_expert_lets_go():
+    taken, let_go = np.array([0.0, 0.0, 0.04]), np.array([0.2, 0.0, 0.04])
+    assert grasp_at_place(np.array([0.19, 0.01, 0.02]), taken, let_go)
+    assert not grasp_at_place(np.array([0.01, 0.0, 0.04]), taken, let_go)       # at the object
+    assert not grasp_at_place(np.array([0.1, 0.1, 0.02]), taken, let_go)        # nowhere near either
+    assert not grasp_at_place(np.array([0.015, 0.0, 0.02]), taken, np.array([0.04, 0.0, 0.0]))   # nearer the object
+
+
 def test_replaying_the_expert_grasps_where_the_expert_did():
     class Replay:                                        # the policy contract's two closed-loop calls
         def reset(self, seed):
@@ -42,8 +50,9 @@ def test_replaying_the_expert_grasps_where_the_expert_did():
 
     env = make_env("place_empty_cup", "easy", 64)
     ep = run_expert(env, 3)
-    want = expert_grasp("place_empty_cup", "easy", 3, 64)
-    assert want is not None and want[2] < 0.1              # the expert shuts low, at the cup
+    want, let_go = expert_grasp("place_empty_cup", "easy", 3, 64)
+    assert want[2] < 0.1                                   # the expert shuts low, at the cup
+    assert np.linalg.norm(let_go[:2] - want[:2]) > 0.1     # and lets go on the coaster, apart
     out = run_episode(Replay(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0])
     assert out["success"]
     np.testing.assert_allclose(out["grasp"], want, atol=1e-4)
