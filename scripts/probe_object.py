@@ -28,16 +28,16 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2g_core.data.episodes import EpisodeStore  # noqa: E402
-from a2g_core.eval.diagnose import grasp_and_release  # noqa: E402
+from a2g_core.sim.rollout import first_grasp  # noqa: E402
 from a2g_core.eval.policy_eval import load_policy  # noqa: E402
 
 
 def first_grasp_xy(episode) -> np.ndarray:
     """The end effector's x-y where the expert first shuts the gripper."""
-    places = grasp_and_release(*episode.lowdim())
-    if places is None:
-        raise ValueError(f"{episode.path.name} does not grasp and release: the probe needs a grasp.")
-    return places[0]
+    grasp = first_grasp(*episode.lowdim())
+    if grasp is None:
+        raise ValueError(f"{episode.path.name} never shuts the gripper: the probe needs a grasp.")
+    return grasp[:2]
 
 
 @torch.no_grad()
