@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2g_core.data.episodes import EpisodeStore  # noqa: E402
-from a2g_core.sim.rollout import first_grasp  # noqa: E402
 from a2g_core.eval.policy_eval import load_policy  # noqa: E402
+from a2g_core.sim.rollout import first_grasp  # noqa: E402
 
 
 def first_grasp_xy(episode) -> np.ndarray:
