@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 venv: $(STAMP)  ## create .venv and install requirements.txt into it
 
-POLICY ?= assets/checkpoints/move_can_pot
+POLICY ?= assets/checkpoints/place_empty_cup
 run: $(STAMP)  ## start the lab on http://127.0.0.1:7860 (POLICY=folder for another checkpoint)
 	$(BIN)/python app.py --policy $(POLICY)
 
@@ -66,6 +66,10 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # it on the pose only, sparing the gripper's opening (docs/model-runs.md, fifteenth session). EXECUTE=4 saves the
 # checkpoint with 4 actions executed per chunk instead of the preset's 8 (training never reads it; eval and the lab do).
 # STEPS=6000 trains each stage that long (more scenes, with TASK_MODE=all, need more steps).
+# KEYPOINT_CONTRAST=1 reads the current and goal frames side by side for the keypoints (train --keypoint-contrast);
+# MORE=6000 continues stage 2 that many steps from its end, a second cosine cycle (`train --stage 2 --init
+# RUNS/TASK_s2/final`). The shipped place_empty_cup (easy + hard) is TASK_MODE=all STEPS=6000 STATE_NOISE=0.5
+# EXECUTE=4 KEYPOINT_CONTRAST=1 MORE=6000 (docs/model-runs.md, twentieth session; about 3 hours on 2 cores).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
 STATE_NOISE_DIMS ?=
@@ -75,6 +79,9 @@ RES ?= 64
 NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
 TASK_DATA = sessions/data/$(TASK)_dart$(RES)
 STEPS ?= 4000
+KEYPOINT_CONTRAST ?=
+MORE ?=
+LAST = $(RUNS)/$(NAME)_s2$(if $(MORE),more)
 ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps $(STEPS)
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
@@ -83,14 +90,18 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
 	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
 		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
-		$(if $(EXECUTE),--execute $(EXECUTE)) --out $(RUNS)/$(NAME)_s1
+		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) --out $(RUNS)/$(NAME)_s1
 	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
+	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(ONE:$(STEPS)=$(MORE)) \
+		--out $(LAST))
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
-		cp -r $(RUNS)/$(NAME)_s2/final/. assets/checkpoints/$(NAME)/
+		cp -r $(LAST)/final/. assets/checkpoints/$(NAME)/
 	cp $(RUNS)/$(NAME)_s1/log.jsonl assets/checkpoints/$(NAME)/train_log_stage1.jsonl
 	cp $(RUNS)/$(NAME)_s2/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2.jsonl
+	$(if $(MORE),cp $(LAST)/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2_more.jsonl)
 	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(NAME)_s1/log.jsonl" \
-		--log "stage 2=$(RUNS)/$(NAME)_s2/log.jsonl" --out assets/checkpoints/$(NAME)/training.png
+		--log "stage 2=$(RUNS)/$(NAME)_s2/log.jsonl" $(if $(MORE),--log "stage 2 continued=$(LAST)/log.jsonl") \
+		--out assets/checkpoints/$(NAME)/training.png
 	$(BIN)/python -m a2g_core eval --policy assets/checkpoints/$(NAME) --task $(TASK) --mode $(TASK_MODE) --episodes 50 \
 		--workers 2 --db '' --json assets/checkpoints/$(NAME)/eval.json
 

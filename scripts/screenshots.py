@@ -1,7 +1,7 @@
 """Screenshots of every tab for the README: launches the lab (shipped checkpoint, a throwaway
 database) and walks the whole loop in headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py [--out assets/screenshots] [--policy assets/checkpoints/move_can_pot]
+    .venv/bin/python scripts/screenshots.py [--out assets/screenshots] [--policy assets/checkpoints/place_empty_cup]
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from a2g_core import DEFAULT_POLICY  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="assets/screenshots")
-    p.add_argument("--policy", default="assets/checkpoints/move_can_pot", help="the lab's default")
+    p.add_argument("--policy", default=str(DEFAULT_POLICY), help=f"default {DEFAULT_POLICY}, the lab's")
     p.add_argument("--seed", type=int, default=10_000)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
