@@ -82,7 +82,8 @@ STEPS ?= 4000
 KEYPOINT_CONTRAST ?=
 MORE ?=
 LAST = $(RUNS)/$(NAME)_s2$(if $(MORE),more)
-ONE = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE) --steps $(STEPS)
+TASK_FLAGS = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE)
+ONE = $(TASK_FLAGS) --steps $(STEPS)
 checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoint-task TASK=move_can_pot (about 45 min)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 100 --workers 2 --resolution $(RES) \
 		--out $(TASK_DATA)
@@ -92,7 +93,7 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
 		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) --out $(RUNS)/$(NAME)_s1
 	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
-	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(ONE:$(STEPS)=$(MORE)) \
+	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(TASK_FLAGS) --steps $(MORE) \
 		--out $(LAST))
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
 		cp -r $(LAST)/final/. assets/checkpoints/$(NAME)/
