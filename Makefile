@@ -19,9 +19,9 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 venv: $(STAMP)  ## create .venv and install requirements.txt into it
 
-POLICY ?= assets/checkpoints/place_empty_cup
+POLICY ?=
 run: $(STAMP)  ## start the lab on http://127.0.0.1:7860 (POLICY=folder for another checkpoint)
-	$(BIN)/python app.py --policy $(POLICY)
+	$(BIN)/python app.py $(if $(POLICY),--policy $(POLICY))
 
 test: $(STAMP)  ## run the test suite (installs Debian's chromium for the browser test when it can)
 	sh scripts/ensure_chromium.sh

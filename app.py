@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("A2G_LAB_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs auth)")
     p.add_argument("--policy", default=str(DEFAULT_POLICY),
-                   help=f"policy checkpoint (default {DEFAULT_POLICY}: the shipped one that succeeds most, "
-                        "0.90 on easy and 0.82 on hard place_empty_cup)")
+                   help=f"policy checkpoint (default {DEFAULT_POLICY}, the shipped one that succeeds most)")
     p.add_argument("--root", default="sessions/lab", help="lab data: database, goals, rollouts, adapters")
     args = p.parse_args(argv)
     from a2g_core.robot import is_loopback

@@ -1,7 +1,7 @@
 """Screenshots of every tab for the README: launches the lab (shipped checkpoint, a throwaway
 database) and walks the whole loop in headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py [--out assets/screenshots] [--policy assets/checkpoints/place_empty_cup]
+    .venv/bin/python scripts/screenshots.py [--out assets/screenshots] [--policy DIR (default: the lab's)]
 """
 from __future__ import annotations
 
