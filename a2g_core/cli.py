@@ -535,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perturb the executed end-effector position by a smooth random offset of this std in "
                         "metres until success, recording the expert's own command as the action (DART: the data "
                         "then shows how to get back on the path; 0.015 keeps ~70%% of place_empty_cup runs "
-                        "successful; failed runs are kept but not trained on). Default 0")
+                        "successful; failed runs are kept but not trained on). Each task bounds it to what its "
+                        "expert survives: plating and writing perturb x and y only, writing at 4 mm at most. "
+                        "Default 0")
     g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     g.set_defaults(func=cmd_gen_data)
 

@@ -49,10 +49,12 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     2017): a smooth random offset of that standard deviation in metres (x, y, z; correlation
     ``NOISE_CORRELATION`` per step) is added to each command, while the episode records the expert's
     own command as the action. The expert then corrects from where the arm really is, so the data
-    shows the way back to the path, not only the path. Gripper and yaw are never perturbed."""
+    shows the way back to the path, not only the path. Gripper and yaw are never perturbed; the task
+    bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board)."""
     obs, info = env.reset(seed=seed, options=options)
     rng = np.random.default_rng([seed, 0xDA27])
     offset = np.zeros(3)
+    axes = np.isin(np.arange(3), env.task.dart_dims) * min(noise, env.task.dart_max)
     frames = {v: [obs["images"][v]] for v in VIEWS}
     states, actions = [obs["state"]], []
     plan = env.task.expert(env)
@@ -68,7 +70,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
         last = a
         executed = np.array(a, dtype=np.float64)
         if noise > 0 and success_step is None:
-            offset = NOISE_CORRELATION * offset + noise * np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
+            offset = NOISE_CORRELATION * offset + axes * np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
             executed[:3] += offset
         obs, _, _, truncated, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
@@ -81,7 +83,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
             break
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     if noise > 0:
-        public["expert_noise"] = noise
+        public["expert_noise"] = float(axes.max())
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 

@@ -71,6 +71,10 @@ class Task:
     name = ""
     max_steps = 300
     marker = False
+    # What DART noise (``run_expert``) the expert still succeeds under: the perturbed axes of the
+    # end-effector position, and a cap on the std in metres.
+    dart_dims: tuple[int, ...] = (0, 1, 2)
+    dart_max = 0.05
 
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:
         return S.WORKSPACE_LOW.copy(), S.WORKSPACE_HIGH.copy()
@@ -301,6 +305,7 @@ class PlugIn(Task):
 class Plating(Task):
     name = "plating"
     max_steps = 520
+    dart_dims = (0, 1)          # a perturbed height presses the desserts into the plate or drops them
     PLATE_TOP = 0.012
 
     def layout(self, rng, hard, options):
@@ -362,6 +367,8 @@ class Writing(Task):
     name = "writing"
     max_steps = 900
     marker = True
+    dart_dims = (0, 1)          # a perturbed height lifts the pen off the board: gaps in the strokes
+    dart_max = 0.004            # the ink must stay within TOL of the strokes
     BOARD_TOP = 0.006
     TIP = 0.042                 # pen tip below the finger centre
     INK_R = 0.0035

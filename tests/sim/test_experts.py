@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from a2g_core.sim import MODES, TASKS, make_env
@@ -18,7 +19,6 @@ def test_expert_succeeds(task, mode):
 
 
 def test_expert_noise_perturbs_execution_but_records_the_expert_command():
-    import numpy as np
     env = make_env("place_empty_cup", "easy", 64)
     clean = run_expert(env, 3)
     noisy = run_expert(env, 3, noise=0.015)
@@ -30,3 +30,17 @@ def test_expert_noise_perturbs_execution_but_records_the_expert_command():
     assert np.allclose(noisy.actions[:10], clean.actions[:10])
     assert np.abs(noisy.states[1:11, :3] - clean.states[1:11, :3]).max() > 0.005
     assert noisy.info["expert_noise"] == 0.015 and "expert_noise" not in clean.info
+
+
+def test_writing_expert_noise_keeps_the_pen_on_the_board():
+    """Writing bounds DART noise to the board's plane and to 4 mm (Task.dart_dims, dart_max): the
+    make-file's 0.015 m on every axis lifted the pen and smeared the strokes, and no episode succeeded."""
+    env = make_env("writing", "easy", 64)
+    clean = run_expert(env, 1000)
+    noisy = run_expert(env, 1000, noise=0.015)
+    env.close()
+    assert noisy.success and noisy.info["expert_noise"] == 0.004
+    # heights follow the clean run's where the set-points agree (the first move), positions do not
+    assert np.allclose(noisy.actions[:5], clean.actions[:5])
+    assert np.abs(noisy.states[1:6, 2] - clean.states[1:6, 2]).max() < 1e-3
+    assert np.abs(noisy.states[1:11, :2] - clean.states[1:11, :2]).max() > 0.001
