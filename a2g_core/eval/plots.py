@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 
 def rounds_plot(rounds: list, baselines: dict) -> go.Figure:
@@ -52,6 +53,7 @@ def evaluation_plot(rows: list, title: str = "evaluations (95% Wilson intervals)
         tasks = [t for m, t, md in shown if (m, md) == (method, mode)]
         fig.add_trace(go.Bar(x=tasks, y=[reported[method, t, mode] for t in tasks], name=f"{method}, the paper's · {mode}",
                              marker=dict(pattern=dict(shape="/"), opacity=0.6)))
-    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
+    # plotly's default 10 colours repeat past ten groups, and the lab often shows more
+    fig.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10), colorway=qualitative.Dark24,
                       yaxis=dict(range=[0, 1], title="success"), title=title)
     return fig
