@@ -69,3 +69,14 @@ def test_compare_bad_inputs_are_one_sentence(tmp_path, capsys):
         assert main(["compare", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
+
+
+def test_compare_reads_a_report_written_before_execute_was_recorded(tmp_path):
+    from a2g_core.eval.compare import load_results
+    cell = {"task": "move_can_pot", "mode": "easy", "results": [{"seed": 1, "noise_seed": 0, "success": True}]}
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"policy": "P", "cells": [cell]}))
+    label, cells = load_results(str(old))
+    assert label == "P" and cells[("move_can_pot", "easy")] == {(1, 0): True}
+    old.write_text(json.dumps({"policy": "P", "cells": [{**cell, "execute": 4}]}))
+    assert load_results(str(old))[0] == "P (E=4)"
