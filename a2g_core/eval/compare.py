@@ -63,8 +63,11 @@ def load_results(spec: str) -> tuple[str, dict]:
             seeds = cells.setdefault((c["task"], c["mode"]), {})
             for r in c["results"]:
                 seeds[(r["seed"], r["noise_seed"])] = bool(r["success"])
-        execute = found[0].get("execute") if found else None          # reports before --execute lack it
-        label = report.get("policy", path.stem) + (f" (E={execute})" if execute else "") if found else str(path)
+        if found:
+            execute = found[0].get("execute")              # reports before --execute lack it
+            label = report.get("policy", path.stem) + (f" (E={execute})" if execute else "")
+        else:
+            label = str(path)
         if label not in labels:
             labels.append(label)
     return " + ".join(labels), cells

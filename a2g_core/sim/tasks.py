@@ -74,7 +74,7 @@ class Task:
     # What DART noise (``run_expert``) the expert still succeeds under: the perturbed axes of the
     # end-effector position, and a cap on the std in metres.
     dart_dims: tuple[int, ...] = (0, 1, 2)
-    dart_max = 0.05
+    dart_max = float("inf")
 
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:
         return S.WORKSPACE_LOW.copy(), S.WORKSPACE_HIGH.copy()
