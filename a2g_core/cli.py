@@ -807,8 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     bb.set_defaults(func=cmd_bench_bridge)
 
     vs = sub.add_parser("vae-strip", help="picture: frames beside their VAE reconstructions",
-                        description="For the first easy episode of each task: head (start, middle) and wrist (middle) "
-                                    "frames, then the same frames through each VAE, left to right.")
+                        description="For the first easy episode of each task: head (start, middle, last: the goal) and "
+                                    "wrist (middle) frames, then the same frames through each VAE at the "
+                                    "dataset's resolution, left to right.")
     vs.add_argument("--vae", action="append", required=True, help="NAME=FOLDER of a trained VAE (repeatable)")
     vs.add_argument("--data", type=Path, default=DEFAULT_DATA)
     vs.add_argument("--task", default=None, help="comma-separated tasks (default all)")

@@ -39,7 +39,7 @@ def test_user_errors_are_one_sentence(capsys, tmp_path):
 
 
 def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
-    assert main(["gen-data", "--task", "move_can_pot", "--mode", "easy", "--episodes", "1", "--resolution", "64",
+    assert main(["gen-data", "--task", "move_can_pot", "--mode", "easy", "--episodes", "1", "--resolution", "96",
                  "--out", str(tmp_path / "ds")]) == 0
     assert "wrote 1 episodes" in capsys.readouterr().out
     from a2g_core.models.io import save_network
@@ -50,7 +50,8 @@ def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
     assert main(["vae-strip", "--vae", f"toy={tmp_path / 'vae'}", "--data", str(tmp_path / "ds"),
                  "--out", str(tmp_path / "v.png")]) == 0
     from PIL import Image
-    assert Image.open(tmp_path / "v.png").size == (2 * 3 * 64 * 3, 64 * 3)       # frames | reconstructions
+    # frames | reconstructions, 4 frames each, at the dataset's 96 px though the VAE was saved for 64
+    assert Image.open(tmp_path / "v.png").size == (2 * 4 * 96 * 3, 96 * 3)
     psnr = float(capsys.readouterr().out.split("toy: PSNR ")[1].split(" dB")[0])
     assert 0 < psnr < 30                                                          # an untrained VAE: poor but finite
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2

@@ -69,19 +69,27 @@ def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, 
 def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None,
               scale: int = 3) -> tuple[Path, dict[str, float]]:
     """Frames of a dataset beside their VAE reconstructions: one row per task (first episode, its
-    first and middle head frames and its middle wrist frame), one column group per VAE. Returns
-    the picture and each VAE's PSNR (dB) over the frames shown."""
+    first, middle and last head frames (the last is the goal the policy reads) and its middle wrist
+    frame), one column group per VAE, each run at the dataset's resolution (the VAE is
+    convolutional). Returns the picture and each VAE's PSNR (dB) over the frames shown."""
+    import dataclasses
+
     import torch
 
     from a2g_core.data.episodes import EpisodeStore
     from a2g_core.models.io import load_network
     from a2g_core.models.vae import VideoVAE
-    vaes = {name: load_network(VideoVAE, d).eval() for name, d in vae_dirs.items()}
     store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=1)
+    res = int(store.spec["resolution"])
+    vaes = {}
+    for name, d in vae_dirs.items():
+        vaes[name] = load_network(VideoVAE, d).eval()
+        vaes[name].config = dataclasses.replace(vaes[name].config, resolution=res)
     rows, sq_err = [], {name: [] for name in vaes}
     for ep in store:
         mid = ep.length // 2
-        x = torch.from_numpy(np.stack([ep.frames("head")[0], ep.frames("head")[mid], ep.frames("wrist")[mid]]))
+        head = ep.frames("head")
+        x = torch.from_numpy(np.stack([head[0], head[mid], head[-1], ep.frames("wrist")[mid]]))
         cols = [x.numpy()]
         with torch.no_grad():
             cols += [np.asarray(vae.decode(vae.encode(x))) for vae in vaes.values()]
