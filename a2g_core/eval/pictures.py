@@ -72,8 +72,6 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
     first, middle and last head frames (the last is the goal the policy reads) and its middle wrist
     frame), one column group per VAE, each run at the dataset's resolution (the VAE is
     convolutional). Returns the picture and each VAE's PSNR (dB) over the frames shown."""
-    import dataclasses
-
     import torch
 
     from a2g_core.data.episodes import EpisodeStore
@@ -81,10 +79,7 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
     from a2g_core.models.vae import VideoVAE
     store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=1)
     res = int(store.spec["resolution"])
-    vaes = {}
-    for name, d in vae_dirs.items():
-        vaes[name] = load_network(VideoVAE, d).eval()
-        vaes[name].config = dataclasses.replace(vaes[name].config, resolution=res)
+    vaes = {name: load_network(VideoVAE, d).eval().at_resolution(res) for name, d in vae_dirs.items()}
     rows, sq_err = [], {name: [] for name in vaes}
     for ep in store:
         mid = ep.length // 2

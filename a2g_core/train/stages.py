@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -64,15 +63,14 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
                  profile: str = "tabletop", resolution: int | None = None) -> Act2GoalPolicy:
     """A fresh policy of ``preset`` (a name or a config), sized to the trained VAE in ``vae_dir`` and
     laid out for the embodiment ``profile`` (views, state and action dimensions). ``resolution``:
-    the frames' size where it is not the VAE's; the VAE is convolutional, so its weights read any
-    size its downsampling divides (a 64 px VAE reads 96 px frames into 24×24 latents)."""
+    the frames' size where it is not the VAE's (``VideoVAE.at_resolution``)."""
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     if variant not in VARIANTS:
         raise ValueError(f"Unknown policy {variant!r}; choose one of {', '.join(VARIANTS)}.")
     vae = load_network(VideoVAE, Path(vae_dir))
-    if resolution and resolution != vae.config.resolution:
-        vae.config = dataclasses.replace(vae.config, resolution=resolution)
+    if resolution:
+        vae.at_resolution(resolution)
     vae.requires_grad_(False)
     base = PRESETS[preset] if isinstance(preset, str) else preset
     cfg = base.fit_to_vae(vae.config).with_(**VARIANTS[variant], **LAYOUTS[profile])

@@ -2,6 +2,8 @@
 (computed once on the training frames) so the world model works on unit-scale latents."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from diffusers import AutoencoderKL
 
@@ -33,6 +35,12 @@ class VideoVAE(torch.nn.Module):
             norm_num_groups=config.norm_num_groups, sample_size=config.resolution, mid_block_add_attention=False)
         self.register_buffer("latent_mean", torch.zeros(config.latent_channels))
         self.register_buffer("latent_std", torch.ones(config.latent_channels))
+
+    def at_resolution(self, resolution: int) -> "VideoVAE":
+        """This VAE reading frames of ``resolution`` px (in place): it is convolutional, so its weights
+        read any size its downsampling divides (a 64 px VAE reads 96 px frames into 24×24 latents)."""
+        self.config = dataclasses.replace(self.config, resolution=resolution)
+        return self
 
     def _check(self, images: torch.Tensor) -> None:
         r = self.config.resolution
