@@ -450,10 +450,10 @@ def cmd_cache_latents(args) -> int:
     from a2g_core.models.io import load_network
     from a2g_core.models.vae import VideoVAE
     from a2g_core.train.loop import device
-    vae = load_network(VideoVAE, args.vae).to(device())
+    store = EpisodeStore(args.data, per_task=args.per_task)
+    vae = load_network(VideoVAE, args.vae).at_resolution(int(store.spec["resolution"])).to(device())
     bar, progress = _bar("episodes", "ep")
-    root = build_latent_cache(EpisodeStore(args.data, per_task=args.per_task), vae, args.vae,
-                              progress=lambda i, n: progress(i, n, {}))
+    root = build_latent_cache(store, vae, args.vae, progress=lambda i, n: progress(i, n, {}))
     bar.close()
     print(f"latents in {root}")
     return 0

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from a2g_core.cli import build_parser, main
@@ -54,6 +55,9 @@ def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
     assert Image.open(tmp_path / "v.png").size == (2 * 4 * 96 * 3, 96 * 3)
     psnr = float(capsys.readouterr().out.split("toy: PSNR ")[1].split(" dB")[0])
     assert 0 < psnr < 30                                                          # an untrained VAE: poor but finite
+    assert main(["cache-latents", "--vae", str(tmp_path / "vae"), "--data", str(tmp_path / "ds")]) == 0
+    (cached,) = (tmp_path / "ds" / "latents").glob("*/*/head.npy")
+    assert np.load(cached).shape[1:] == (4, 48, 48)                # 96 px through the VAE's one 2x downsampling
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0
     assert (tmp_path / "g" / "goal_head.png").exists() and (tmp_path / "g" / "goal_wrist.png").exists()
