@@ -39,7 +39,7 @@ def test_user_errors_are_one_sentence(capsys, tmp_path):
     assert err.startswith("error: --keypoint-contrast is for a new policy") and "\n" not in err
 
 
-def test_gen_data_goal_and_vae_strip(tmp_path, capsys):
+def test_gen_data_goal_vae_strip_and_cache_latents(tmp_path, capsys):
     assert main(["gen-data", "--task", "move_can_pot", "--mode", "easy", "--episodes", "1", "--resolution", "96",
                  "--out", str(tmp_path / "ds")]) == 0
     assert "wrote 1 episodes" in capsys.readouterr().out
