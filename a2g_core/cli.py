@@ -451,7 +451,7 @@ def cmd_cache_latents(args) -> int:
     from a2g_core.models.vae import VideoVAE
     from a2g_core.train.loop import device
     store = EpisodeStore(args.data, per_task=args.per_task)
-    vae = load_network(VideoVAE, args.vae).at_resolution(int(store.spec["resolution"])).to(device())
+    vae = load_network(VideoVAE, args.vae).at_resolution(store.resolution).to(device())
     bar, progress = _bar("episodes", "ep")
     root = build_latent_cache(store, vae, args.vae, progress=lambda i, n: progress(i, n, {}))
     bar.close()

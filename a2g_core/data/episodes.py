@@ -199,5 +199,10 @@ class EpisodeStore:
     def views(self) -> list[str]:
         return list(self.spec["views"])
 
+    @property
+    def resolution(self) -> int:
+        """The frames' size in px (square)."""
+        return int(self.spec["resolution"])
+
     def num_frames(self) -> int:
         return sum(e.length + 1 for e in self.episodes)

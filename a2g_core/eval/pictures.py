@@ -78,7 +78,7 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
     from a2g_core.models.io import load_network
     from a2g_core.models.vae import VideoVAE
     store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=1)
-    res = int(store.spec["resolution"])
+    res = store.resolution
     vaes = {name: load_network(VideoVAE, d).eval().at_resolution(res) for name, d in vae_dirs.items()}
     rows, sq_err = [], {name: [] for name in vaes}
     for ep in store:

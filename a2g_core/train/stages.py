@@ -42,7 +42,7 @@ def train_vae(data: str | Path, out: str | Path, cfg: TrainConfig, *, vae_config
     store = EpisodeStore(data, only_success=False)
     if len(store) == 0:
         raise ValueError(f"The dataset {data} has no episodes.")
-    res = int(store.spec["resolution"])
+    res = store.resolution
     vae_config = vae_config or VAEConfig(resolution=res)
     if vae_config.resolution != res:
         raise ValueError(f"The dataset's frames are {res} px but the VAE takes {vae_config.resolution} px.")
@@ -106,7 +106,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         if profile not in LAYOUTS:
             raise ValueError(f"The dataset {data} comes from the {profile!r} profile; the models know "
                              f"{', '.join(LAYOUTS)}.")
-        policy = build_policy(preset, vae_dir, variant, profile, resolution=int(store.spec["resolution"]))
+        policy = build_policy(preset, vae_dir, variant, profile, resolution=store.resolution)
     if execute is not None:
         policy.set_execute(execute)
     if sorted(store.views) != sorted(policy.config.views):
