@@ -27,17 +27,25 @@ def cache_dir(dataset: str | Path, vae_dir: str | Path) -> Path:
     return Path(dataset) / "latents" / vae_id(vae_dir)
 
 
+# Frames per encoder batch: 2**17 pixels (32 frames at 64 px, 8 at 128). Measured on 2 CPU cores, one
+# 128 px episode encodes 1.8x faster in batches of 8 than of 64 and a 64 px one 1.6x faster in batches
+# of 32 (the same latents; larger batches are slower here, smaller ones gain no more).
+BATCH_PIXELS = 2 ** 17
+
+
 @torch.no_grad()
-def encode_frames(vae, frames: np.ndarray, *, batch: int = 64) -> np.ndarray:
-    """(T, H, W, 3) uint8 → (T, C, h, w) float32 latents, ``batch`` frames at a time, on the VAE's device."""
+def encode_frames(vae, frames: np.ndarray, *, batch: int | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 → (T, C, h, w) float32 latents, ``batch`` frames at a time (by default
+    ``BATCH_PIXELS`` worth), on the VAE's device."""
     dev = next(vae.parameters()).device
+    batch = batch or max(1, BATCH_PIXELS // (frames.shape[1] * frames.shape[2]))
     out = [vae.encode(torch.from_numpy(np.array(frames[j:j + batch])).to(dev))
            for j in range(0, len(frames), batch)]
     return torch.cat(out).cpu().numpy()
 
 
 @torch.no_grad()
-def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *, batch: int = 64,
+def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
     root = cache_dir(store.root, vae_dir)
@@ -50,7 +58,7 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *, batch: 
         tmp = root / (ep.path.name + ".tmp")
         tmp.mkdir()
         for view in store.views:
-            np.save(tmp / f"{view}.npy", encode_frames(vae, ep.frames(view), batch=batch).astype(np.float16))
+            np.save(tmp / f"{view}.npy", encode_frames(vae, ep.frames(view)).astype(np.float16))
         os.replace(tmp, root / ep.path.name)
         if progress:
             progress(i + 1, len(todo))
