@@ -100,7 +100,7 @@ def build_xml(bodies: list[Body], resolution: int, *, hard: bool, marker: bool =
   </default>
   <worldbody>
     <light name="key" pos="0.3 -0.3 1.2" dir="-0.25 0.25 -1" directional="true" castshadow="false" diffuse="0.6 0.6 0.6"/>
-    <geom name="floor" type="plane" size="2 2 0.1" pos="0 0 -0.75" material="floor" contype="0" conaffinity="0"/>
+    <geom name="floor" type="plane" size="2 2 0.1" pos="0 0 -0.75" material="floor"/>
     <geom name="table" type="box" size="0.42 0.36 0.02" pos="0 0.02 -0.02" {table_mat}/>
     <camera name="head" pos="{fmt(HEAD_CAM_POS)}" xyaxes="{fmt(cam)}" fovy="46"/>
     <body name="carriage" gravcomp="1">
