@@ -1,3 +1,4 @@
+import fcntl
 import subprocess
 import sys
 
@@ -55,8 +56,16 @@ def test_gen_data_goal_vae_strip_and_cache_latents(tmp_path, capsys):
     assert Image.open(tmp_path / "v.png").size == (2 * 4 * 96 * 3, 96 * 3)
     psnr = float(capsys.readouterr().out.split("toy: PSNR ")[1].split(" dB")[0])
     assert 0 < psnr < 30                                                          # an untrained VAE: poor but finite
-    assert main(["cache-latents", "--vae", str(tmp_path / "vae"), "--data", str(tmp_path / "ds")]) == 0
+    cache = ["cache-latents", "--vae", str(tmp_path / "vae"), "--data", str(tmp_path / "ds")]
+    assert main(cache) == 0
     (cached,) = (tmp_path / "ds" / "latents").glob("*/*/head.npy")
+    (lock,) = (tmp_path / "ds" / "latents").glob("*/.lock")
+    with open(lock) as held:                          # another writer holds the cache: refused, nothing touched
+        fcntl.flock(held, fcntl.LOCK_EX)
+        (cached.parent.parent / "in-progress.tmp").mkdir()
+        assert main(cache) == 2
+        assert "Another process is writing the latent cache" in capsys.readouterr().err
+        assert (cached.parent.parent / "in-progress.tmp").exists()
     assert np.load(cached).shape[1:] == (4, 48, 48)                # 96 px through the VAE's one 2x downsampling
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0

@@ -2,10 +2,12 @@
 
 ``<dataset>/latents/<vae_id>/<episode>/<view>.npy`` float16 (T+1, C, h, w). ``vae_id`` is a hash of
 the VAE's weights, so another VAE never reads a stale cache; each episode's folder is written as
-``.tmp`` and renamed, so a killed run resumes where it stopped.
+``.tmp`` and renamed, so a killed run resumes where it stopped. One process writes a cache at a
+time (an flock on ``<cache>/.lock``); a second is refused rather than let it clear the first's ``.tmp``.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -50,18 +52,24 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
     root = cache_dir(store.root, vae_dir)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob("*.tmp"):
-        shutil.rmtree(stale)
-    vae.eval()
-    todo = [e for e in store if not (root / e.path.name).exists()]
-    for i, ep in enumerate(todo):
-        tmp = root / (ep.path.name + ".tmp")
-        tmp.mkdir()
-        for view in store.views:
-            np.save(tmp / f"{view}.npy", encode_frames(vae, ep.frames(view)).astype(np.float16))
-        os.replace(tmp, root / ep.path.name)
-        if progress:
-            progress(i + 1, len(todo))
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"Another process is writing the latent cache {root}; run this again when it "
+                             f"has finished.") from None
+        for stale in root.glob("*.tmp"):
+            shutil.rmtree(stale)
+        vae.eval()
+        todo = [e for e in store if not (root / e.path.name).exists()]
+        for i, ep in enumerate(todo):
+            tmp = root / (ep.path.name + ".tmp")
+            tmp.mkdir()
+            for view in store.views:
+                np.save(tmp / f"{view}.npy", encode_frames(vae, ep.frames(view)).astype(np.float16))
+            os.replace(tmp, root / ep.path.name)
+            if progress:
+                progress(i + 1, len(todo))
     return root
 
 
