@@ -105,7 +105,7 @@ def export_lerobot(src: str | Path, out: str | Path, *, include_failed: bool = T
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} exists and is not empty; export into a new folder.")
     spec, fps, views = store.spec, int(store.spec["fps"]), store.views
-    res = int(spec["resolution"])
+    res = store.resolution
     keys = {v: f"observation.images.{v}" for v in views} | {f"goal:{v}": f"goal.images.{v}" for v in views}
     tasks = sorted({e.meta["task"] for e in store})
     task_index = {t: i for i, t in enumerate(tasks)}

@@ -111,8 +111,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         policy.set_execute(execute)
     if sorted(store.views) != sorted(policy.config.views):
         raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
-    if store.spec["resolution"] != policy.config.resolution:
-        raise ValueError(f"The dataset's frames are {store.spec['resolution']} px but the policy takes "
+    if store.resolution != policy.config.resolution:
+        raise ValueError(f"The dataset's frames are {store.resolution} px but the policy takes "
                          f"{policy.config.resolution} px.")
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
