@@ -252,12 +252,13 @@ def cmd_eval(args) -> int:
                              execute=args.execute, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
-          "first grasp off the expert's (median) | first grasps where the object goes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "first grasp off the expert's (median) | first grasps where the object goes | the failures' end (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         grasp = "—" if r["grasp_error_cm"] is None else f"{r['grasp_error_cm']:.1f} cm ({r['grasps']} episodes)"
+        end = "—" if r["failed_scores"] is None else ", ".join(f"{k} {v:.2f}" for k, v in r["failed_scores"].items())
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
-              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} |")
+              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} |")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy

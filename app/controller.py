@@ -255,7 +255,8 @@ class LabController:
 
     def _view(self, s: SimSession) -> dict:
         env = s.env
-        extra = ", ".join(f"{k}: {v}" for k, v in s.info.items() if k not in ("is_success", "action"))
+        extra = ", ".join([f"{k}: {v}" for k, v in s.info.items() if k not in ("is_success", "action")] +
+                          [f"{k} {v:.2f}" for k, v in env.task.scores(env).items()])
         rec = f" · recording rollout ({len(s.rec.actions)} steps)" if s.rec else ""
         status = (f"{env.task.name} / {env.mode} / seed {s.seed} · step {env.steps}/{env.max_steps} · "
                   f"success: {'yes' if s.info.get('is_success') else 'no'}" + (f" · {extra}" if extra else "") + rec)

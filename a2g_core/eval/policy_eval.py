@@ -32,6 +32,13 @@ def grasp_at_place(grasp, taken, let_go) -> bool:
     return to_place < PLACE_CM and to_place < _cm(grasp[:2], taken[:2])
 
 
+def median_scores(results: list[dict]) -> dict[str, float] | None:
+    """Each ``Task.scores`` figure's median over ``results`` (episodes of one task), or None for none."""
+    if not results:
+        return None
+    return {k: float(np.median([r["scores"][k] for r in results])) for k in results[0]["scores"]}
+
+
 def load_policy(path, adapter=None, execute: int | None = None):
     """The policy at ``path`` (+ ``adapter``), executing ``execute`` actions per chunk (default: its E)."""
     from a2g_core.models.act2goal import Act2GoalPolicy
@@ -47,7 +54,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     policy's noise is seeded with ``noise_seed`` (default: ``seed``). With ``record``,
     ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]`` the (t0, t1)
     step ranges of the executed chunks: the transitions of hindsight replay. ``out["grasp"]`` is where
-    the policy first shut the gripper (``sim.rollout.first_grasp``) or None."""
+    the policy first shut the gripper (``sim.rollout.first_grasp``) or None; ``out["scores"]`` how near
+    the last scene came to the task's success check (``Task.scores``: cm off the target, ink on the word)."""
     from a2g_core.sim.rollout import Episode, first_grasp
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed if noise_seed is None else noise_seed)
@@ -65,7 +73,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
             break
     grasp = first_grasp(states, actions)
     out = {"seed": seed, "noise_seed": seed if noise_seed is None else noise_seed,
-           "success": bool(info["is_success"]), "steps": step + 1, "grasp": None if grasp is None else grasp.tolist()}
+           "success": bool(info["is_success"]), "steps": step + 1, "grasp": None if grasp is None else grasp.tolist(),
+           "scores": env.task.scores(env)}
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
@@ -126,7 +135,10 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     the same seed: ``grasps`` (episodes where both did) and ``grasp_error_cm`` (their median distance,
     None without any): whether a failing policy finds the object at all; ``grasps_at_place``: the
     episodes whose first grasp was within ``PLACE_CM`` of where the expert let the object go, and nearer
-    there than the object: a policy that reads the goal image's object for the one in front of it."""
+    there than the object: a policy that reads the goal image's object for the one in front of it;
+    ``scores``: the median over the episodes of each figure of ``Task.scores`` at their ends (for
+    writing, the ink's coverage of the word and its precision), and ``failed_scores`` over the failed
+    ones alone (None without any): how near the failures came."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -166,5 +178,6 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
                         "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
                         "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
+                        "scores": median_scores(rs), "failed_scores": median_scores([r for r in rs if not r["success"]]),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

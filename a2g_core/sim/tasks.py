@@ -22,6 +22,10 @@ MODES = ("easy", "hard")
 UPRIGHT_TOL = np.deg2rad(15)
 
 
+def _cm(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a)[:2] - np.asarray(b)[:2]) * 100)
+
+
 @dataclass
 class Scene:
     """What a reset sampled: bodies (structure), their poses, colours and the task's parameters."""
@@ -106,6 +110,11 @@ class Task:
     def success(self, env) -> bool:
         raise NotImplementedError
 
+    def scores(self, env) -> dict[str, float]:
+        """Where the scene stands against the success check, as the figures the check compares with its
+        tolerances (cm in x-y, degrees, fractions): how near a failed episode came (eval reports them)."""
+        raise NotImplementedError
+
     def expert(self, env) -> Actions:
         raise NotImplementedError
 
@@ -130,10 +139,11 @@ class PlaceEmptyCup(Task):
         poses = {"cup": (*cup, h / 2, 0.0), "coaster": (*coaster, 0.002, 0.0)}
         return Scene(bodies, poses, {"height": h, "coaster": coaster})
 
+    def scores(self, env):
+        return {"cup_off_cm": _cm(env.body_pos("cup"), env.scene.params["coaster"])}
+
     def success(self, env):
-        p = env.body_pos("cup")
-        c = env.scene.params["coaster"]
-        return (np.linalg.norm(p[:2] - c) < 0.025 and env.body_tilt("cup") < UPRIGHT_TOL
+        return (self.scores(env)["cup_off_cm"] < 2.5 and env.body_tilt("cup") < UPRIGHT_TOL
                 and abs(env.body_bottom("cup") - 0.004) < 0.01 and env.gripper_open())
 
     def expert(self, env):
@@ -163,12 +173,14 @@ class MoveCanPot(Task):
         return Scene(bodies, poses, {"height": h, "pot": pot, "side": side, "target": target},
                      public={"goal_side": "right" if side > 0 else "left"})
 
+    def scores(self, env):
+        return {"can_off_cm": _cm(env.body_pos("can"), env.scene.params["target"])}
+
     def success(self, env):
         prm = env.scene.params
-        p = env.body_pos("can")[:2]
-        d = p - prm["pot"]
+        d = env.body_pos("can")[:2] - prm["pot"]
         return (np.sign(d[0]) == prm["side"] and 0.09 < np.linalg.norm(d) < 0.2
-                and np.linalg.norm(p - prm["target"]) < 0.05 and env.body_tilt("can") < UPRIGHT_TOL
+                and self.scores(env)["can_off_cm"] < 5 and env.body_tilt("can") < UPRIGHT_TOL
                 and env.body_bottom("can") < 0.01 and env.gripper_open())
 
     def expert(self, env):
@@ -204,10 +216,12 @@ class PickDualBottles(Task):
         targets = [np.array([tx[i], shelf_y]) for i in range(2)]
         return Scene(bodies, poses, {"heights": hs, "targets": targets})
 
+    def scores(self, env):
+        return {f"bottle{i}_off_cm": _cm(env.body_pos(f"bottle{i}"), t) for i, t in enumerate(env.scene.params["targets"])}
+
     def success(self, env):
-        prm = env.scene.params
-        return all(np.linalg.norm(env.body_pos(f"bottle{i}")[:2] - prm["targets"][i]) < 0.035
-                   and env.body_bottom(f"bottle{i}") > self.SHELF_TOP - 0.008
+        off = self.scores(env)
+        return all(off[f"bottle{i}_off_cm"] < 3.5 and env.body_bottom(f"bottle{i}") > self.SHELF_TOP - 0.008
                    and env.body_tilt(f"bottle{i}") < UPRIGHT_TOL for i in range(2))
 
     def expert(self, env):
@@ -238,10 +252,14 @@ class PlaceShoe(Task):
         poses = {"shoe": (*start, H, yaw0), "mat": (*target, 0.001, goal_yaw)}
         return Scene(bodies, poses, {"height": 2 * H, "target": target, "goal_yaw": goal_yaw})
 
-    def success(self, env):
+    def scores(self, env):
         prm = env.scene.params
-        return (np.linalg.norm(env.body_pos("shoe")[:2] - prm["target"]) < 0.03
-                and abs(wrap(env.body_yaw("shoe") - prm["goal_yaw"])) < np.deg2rad(15)
+        return {"shoe_off_cm": _cm(env.body_pos("shoe"), prm["target"]),
+                "shoe_turn_off_deg": float(np.degrees(abs(wrap(env.body_yaw("shoe") - prm["goal_yaw"]))))}
+
+    def success(self, env):
+        s = self.scores(env)
+        return (s["shoe_off_cm"] < 3 and s["shoe_turn_off_deg"] < 15
                 and env.body_tilt("shoe") < UPRIGHT_TOL and env.gripper_open())
 
     def expert(self, env):
@@ -284,10 +302,14 @@ class PlugIn(Task):
         return Scene(bodies, poses, {"height": h, "hole": hole, "hole_half": hw, "fixture_top": fh,
                                      "box_peg": box_peg, "hole_yaw": hole_yaw})
 
-    def success(self, env):
+    def scores(self, env):
         prm = env.scene.params
-        return (np.linalg.norm(env.body_pos("peg")[:2] - prm["hole"]) < prm["hole_half"]
-                and env.body_bottom("peg") < prm["fixture_top"] - self.DEPTH)
+        return {"peg_off_cm": _cm(env.body_pos("peg"), prm["hole"]),
+                "peg_depth_cm": float((prm["fixture_top"] - env.body_bottom("peg")) * 100)}
+
+    def success(self, env):
+        s = self.scores(env)
+        return s["peg_off_cm"] < env.scene.params["hole_half"] * 100 and s["peg_depth_cm"] > self.DEPTH * 100
 
     def expert(self, env):
         mo = Motion(env, env.task.home())
@@ -338,11 +360,13 @@ class Plating(Task):
                                      "widths": widths},
                      public={"n_desserts": n})
 
+    def scores(self, env):
+        """The worst dessert's distance to its slot."""
+        return {"dessert_off_cm": max(_cm(env.body_pos(f"dessert{i}"), s) for i, s in enumerate(env.scene.params["slots"]))}
+
     def success(self, env):
-        prm = env.scene.params
-        return env.gripper_open() and all(
-            np.linalg.norm(env.body_pos(f"dessert{i}")[:2] - prm["slots"][i]) < 0.025
-            and env.body_bottom(f"dessert{i}") > self.PLATE_TOP - 0.004 for i in range(prm["n"]))
+        return env.gripper_open() and self.scores(env)["dessert_off_cm"] < 2.5 and all(
+            env.body_bottom(f"dessert{i}") > self.PLATE_TOP - 0.004 for i in range(env.scene.params["n"]))
 
     def expert(self, env):
         mo = Motion(env, env.task.home())
@@ -482,16 +506,16 @@ class Writing(Task):
                                  np.array([x1 + 1e-6, y1, z]))
             scn.ngeom += 1
 
-    def scores(self, env) -> tuple[float, float]:
-        """(coverage of the goal word's strokes by ink, precision of the ink), both within 8 mm."""
+    def scores(self, env):
+        """The fraction of the goal word's strokes that ink covers, and of the ink that lies on them, within 8 mm."""
         if env._ink_counts[1] == 0:
-            return 0.0, 0.0
+            return {"coverage": 0.0, "precision": 0.0}
         coverage = env._near_ink[self._cells(env, env.scene.params["target_pts"])].mean()
-        return float(coverage), env._ink_counts[0] / env._ink_counts[1]
+        return {"coverage": float(coverage), "precision": env._ink_counts[0] / env._ink_counts[1]}
 
     def success(self, env):
-        cov, prec = self.scores(env)
-        return cov >= 0.9 and prec >= 0.9
+        s = self.scores(env)
+        return s["coverage"] >= 0.9 and s["precision"] >= 0.9
 
     def expert(self, env):
         mo = Motion(env, env.task.home())

@@ -24,6 +24,8 @@ def test_a_session_can_be_driven_from_any_thread(tiny_policy_dir, tmp_path):
         assert "step 3/" in view["status"]
         view = _in_thread(lambda: ctrl.sim_reset(sid, "place_empty_cup", "easy", 1))
         assert "step 0/" in view["status"] and "seed 1" in view["status"]
+        off = float(view["status"].split("cup_off_cm ")[1].split()[0])     # how far the cup is from the coaster
+        assert off > 8
     finally:
         keep_alive.set()
         holder.join()

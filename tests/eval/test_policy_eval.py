@@ -20,6 +20,8 @@ def test_a_scenario_keeps_the_scene_and_draws_the_noise(tiny_policy_dir):
     assert [(r["seed"], r["noise_seed"]) for r in rep["results"]] == [(7, 10_000), (7, 10_001)]
     rep = evaluate(tiny_policy_dir, task="place_empty_cup", mode="hard", episodes=2, max_steps=6)
     assert [(r["seed"], r["noise_seed"]) for r in rep["results"]] == [(10_000, 10_000), (10_001, 10_001)]
+    offs = sorted(r["scores"]["cup_off_cm"] for r in rep["results"])     # 6 steps: both cups still where they started
+    assert offs[0] > 8 and rep["scores"] == rep["failed_scores"] == {"cup_off_cm": (offs[0] + offs[1]) / 2}
 
 
 def test_first_grasp_is_where_the_gripper_first_shuts_after_being_open():
@@ -54,7 +56,7 @@ def test_replaying_the_expert_grasps_where_the_expert_did():
     assert want[2] < 0.1                                   # the expert shuts low, at the cup
     assert np.linalg.norm(let_go[:2] - want[:2]) > 0.1     # and lets go on the coaster, apart
     out = run_episode(Replay(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0])
-    assert out["success"]
+    assert out["success"] and out["scores"]["cup_off_cm"] < 2.5
     np.testing.assert_allclose(out["grasp"], want, atol=1e-4)
 
 

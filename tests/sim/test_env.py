@@ -90,8 +90,8 @@ def test_any_word_can_be_written():
     env = make_env("writing", "hard", 64, words=["zebra"])
     ep = run_expert(env, seed=2)
     assert ep.info["word"] == "ZEBRA" and ep.success
-    coverage, precision = env.task.scores(env)
-    assert coverage >= 0.9 and precision >= 0.9
+    scores = env.task.scores(env)
+    assert scores["coverage"] >= 0.9 and scores["precision"] >= 0.9
     env.close()
 
 
@@ -106,5 +106,5 @@ def test_ink_only_where_the_pen_touches():
     for x in np.linspace(-0.05, 0.05, 8):   # pen on the board: a line
         env.step(np.array([x, 0.02, low[2], 0.0, 0.8]))
     assert len(env.ink) >= 1
-    assert env.task.scores(env)[1] < 0.9    # a straight line is not the word HI
+    assert env.task.scores(env)["precision"] < 0.9    # a straight line is not the word HI
     env.close()

@@ -18,6 +18,26 @@ def test_expert_succeeds(task, mode):
     env.close()
 
 
+@pytest.mark.parametrize("task", list(TASKS))
+def test_scores_tell_how_near_the_scene_is_to_success(task):
+    env = make_env(task, "easy", 64)
+    env.reset(seed=11)
+    start = env.task.scores(env)
+    assert run_expert(env, 11).success
+    end = env.task.scores(env)
+    env.close()
+    assert start and set(start) == set(end)
+    for name in start:
+        if name.endswith("_off_cm"):                    # every object starts far from its place and ends on it
+            assert end[name] < 2.5 < 8 < start[name], name
+        elif name.endswith("_deg"):
+            assert end[name] < 15, name
+        elif name == "peg_depth_cm":
+            assert end[name] > 2.5
+        else:                                           # writing: no ink, then the word
+            assert start[name] == 0 and end[name] >= 0.9, name
+
+
 def test_expert_noise_perturbs_execution_but_records_the_expert_command():
     env = make_env("place_empty_cup", "easy", 64)
     clean = run_expert(env, 3)
