@@ -249,7 +249,7 @@ def cmd_eval(args) -> int:
             print(f"note: {args.policy} was trained on {describe_cells(known)}, not on {task}/{mode}.")
     reports = evaluate_cells(args.policy, cells=cells, episodes=args.episodes, workers=args.workers,
                              adapter=args.adapter, seed_start=args.seed_start, words=words, scenario=args.scenario,
-                             execute=args.execute, progress=on_episode)
+                             execute=args.execute, max_steps=args.max_steps, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
           "first grasp off the expert's (median) | first grasps where the object goes | the failures' end (median) |")
@@ -259,6 +259,8 @@ def cmd_eval(args) -> int:
         end = "—" if r["failed_scores"] is None else ", ".join(f"{k} {v:.2f}" for k, v in r["failed_scores"].items())
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
               f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} |")
+    if args.max_steps:
+        print(f"note: every episode ended by step {args.max_steps} (--max-steps), not at its task's own limit.")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})
     if args.db:
         from a2g_core.models.act2goal import Act2GoalPolicy
@@ -647,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rate with a 95% Wilson interval, and how far from the expert's first grasp on "
                                    "the same seed the policy first shut its gripper (median: does it find the object?), and in how "
                                    "many episodes it shut it where the object goes instead (the goal image's object "
-                                   "read for the scene's).")
+                                   "read for the scene's), and where the failed episodes ended (medians of the figures "
+                                   "the task's success check compares: cm off the goal spot, writing's ink on the word).")
     e.add_argument("--policy", type=Path, required=True, help="policy folder (e.g. OUT/final of train)")
     e.add_argument("--adapter", type=Path, default=None,
                    help="LoRA adapter on top of it (an improvement round's RUN/adapters/round_NNN; default none)")
@@ -663,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="actions executed per chunk before the next prediction, 1..P (default: the checkpoint's E; "
                         "fewer replans more often)")
     e.add_argument("--words", default=None, help="writing only: comma-separated words to draw goals from")
+    e.add_argument("--max-steps", type=int, default=None,
+                   help="end each episode after this many steps (default: the task's limit, as every figure in the "
+                        "README; less for a quick look: a failing writing episode runs its 900)")
     e.add_argument("--json", default=None, help="also write the per-episode results to this file")
     e.add_argument("--db", default=str(DEFAULT_DB),
                    help=f"record the table in this lab database (default {DEFAULT_DB}; '' to skip)")

@@ -147,8 +147,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
             raise ValueError(f"Unknown mode {mode!r}; choose easy or hard.")
         if words:
             TASKS[task].validate_words(words)
-    if episodes < 1 or workers < 1:
-        raise ValueError("--episodes and --workers must be at least 1.")
+    if episodes < 1 or workers < 1 or (max_steps is not None and max_steps < 1):
+        raise ValueError("--episodes, --workers and --max-steps must be at least 1.")
     execute = load_policy(policy_path, adapter, execute).config.msth_E   # fails here, in one sentence, if bad
     adapter = str(adapter) if adapter else None
     jobs = [(str(policy_path), adapter, execute, task, mode, s if scenario is None else scenario, s,
@@ -173,7 +173,7 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
         k = sum(r["success"] for r in rs)
         lo, hi = wilson(k, len(rs))
         grasps = [r["grasp_error_cm"] for r in rs if r["grasp_error_cm"] is not None]
-        reports.append({"task": task, "mode": mode, "episodes": len(rs), "execute": execute,
+        reports.append({"task": task, "mode": mode, "episodes": len(rs), "execute": execute, "max_steps": max_steps,
                         "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
                         "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,

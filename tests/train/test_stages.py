@@ -58,12 +58,19 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
     assert (a.config.msth_E, b.config.msth_E) == (6, 4)                    # stage 2's execute=4, saved with it
 
 
-def test_eval_notes_a_task_the_policy_was_not_trained_on(run, capsys):
+def test_eval_notes_a_task_the_policy_was_not_trained_on_and_a_shortened_episode(run, capsys):
     from a2g_core.cli import main
-    main(["eval", "--policy", str(run / "s2" / "final"), "--task", "place_empty_cup,plug_in", "--mode", "easy",
-          "--episodes", "1", "--workers", "1", "--db", ""])
-    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: {run / 's2' / 'final'} was trained on place_empty_cup (easy), not on plug_in/easy."]
+    args = ["eval", "--policy", str(run / "s2" / "final"), "--task", "place_empty_cup,plug_in", "--mode", "easy",
+            "--episodes", "1", "--workers", "1", "--db", ""]
+    assert main(args + ["--max-steps", "5"]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {run / 's2' / 'final'} was trained on place_empty_cup (easy), not on plug_in/easy.",
+                     "note: every episode ended by step 5 (--max-steps), not at its task's own limit."]
+    assert "| place_empty_cup | easy | 0.00 |" in out and "cup_off_cm " in out   # where each failure ended
+    assert "peg_off_cm " in out and "peg_depth_cm " in out
+    assert main(args + ["--max-steps", "0"]) == 2
+    assert "--max-steps must be at least 1" in capsys.readouterr().err
 
 
 def test_trained_policy_drives_the_sim(run):
