@@ -361,11 +361,11 @@ class Plating(Task):
                      public={"n_desserts": n})
 
     def scores(self, env):
-        """The worst dessert's distance to its slot."""
-        return {"dessert_off_cm": max(_cm(env.body_pos(f"dessert{i}"), s) for i, s in enumerate(env.scene.params["slots"]))}
+        return {"worst_dessert_off_cm": max(_cm(env.body_pos(f"dessert{i}"), s)
+                                            for i, s in enumerate(env.scene.params["slots"]))}
 
     def success(self, env):
-        return env.gripper_open() and self.scores(env)["dessert_off_cm"] < 2.5 and all(
+        return env.gripper_open() and self.scores(env)["worst_dessert_off_cm"] < 2.5 and all(
             env.body_bottom(f"dessert{i}") > self.PLATE_TOP - 0.004 for i in range(env.scene.params["n"]))
 
     def expert(self, env):
