@@ -281,6 +281,7 @@ class PlaceShoe(Task):
 class PlugIn(Task):
     name = "plug_in"
     max_steps = 260
+    dart_max = 0.006            # the hole is 3.5 mm wider than the peg: larger offsets jam it on the rim
     DEPTH = 0.025           # the peg's bottom must be this far below the fixture top
 
     def layout(self, rng, hard, options):
