@@ -72,7 +72,7 @@ def test_expert_noise_is_capped_where_the_expert_still_succeeds(monkeypatch, tas
     plug_in's peg off the table (5 of 30 runs succeeded), and 9 of 30 plating runs succeeded."""
     env = make_env(task, "easy", 64)
     capped = run_expert(env, seed, noise=0.015)
-    monkeypatch.setattr(type(env.task), "dart_max", float("inf"))
+    monkeypatch.setattr(env.task, "dart_max", float("inf"))
     free = run_expert(env, seed, noise=0.015)
     env.close()
     assert capped.success and capped.info["expert_noise"] == cap
