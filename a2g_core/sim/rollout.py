@@ -50,11 +50,13 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     ``NOISE_CORRELATION`` per step) is added to each command, while the episode records the expert's
     own command as the action. The expert then corrects from where the arm really is, so the data
     shows the way back to the path, not only the path. Gripper and yaw are never perturbed; the task
-    bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board)."""
+    bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board), and
+    lifts the cap while the commanded height is at least ``Task.dart_free_z``."""
     obs, info = env.reset(seed=seed, options=options)
     rng = np.random.default_rng([seed, 0xDA27])
     offset = np.zeros(3)
-    axes = np.isin(np.arange(3), env.task.dart_dims) * min(noise, env.task.dart_max)
+    dims = np.isin(np.arange(3), env.task.dart_dims)
+    capped, free = dims * min(noise, env.task.dart_max), dims * noise
     frames = {v: [obs["images"][v]] for v in VIEWS}
     states, actions = [obs["state"]], []
     plan = env.task.expert(env)
@@ -70,8 +72,8 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
         last = a
         executed = np.array(a, dtype=np.float64)
         if noise > 0 and success_step is None:
-            offset = NOISE_CORRELATION * offset + axes * np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
-            executed[:3] += offset
+            offset = NOISE_CORRELATION * offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
+            executed[:3] += offset * (free if a[2] >= env.task.dart_free_z else capped)
         obs, _, _, truncated, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])
@@ -83,7 +85,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
             break
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     if noise > 0:
-        public["expert_noise"] = float(axes.max())
+        public["expert_noise"] = float(capped.max())
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 

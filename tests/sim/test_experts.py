@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from a2g_core.sim import MODES, TASKS, make_env
+from a2g_core.sim.expert import SAFE_Z
 from a2g_core.sim.rollout import run_expert
 
 
@@ -77,3 +78,18 @@ def test_expert_noise_is_capped_where_the_expert_still_succeeds(monkeypatch, tas
     env.close()
     assert capped.success and capped.info["expert_noise"] == cap
     assert not free.success and free.info["expert_noise"] == 0.015
+
+
+def test_plug_in_expert_noise_is_full_on_the_approach(monkeypatch):
+    """Above SAFE_Z (Task.dart_free_z) the arm is clear of the peg, so plug_in's cap is lifted there: the
+    data shows the way back from the 2-5 cm drifts its policies made on the approach."""
+    env = make_env("plug_in", "easy", 64)
+    clean = run_expert(env, 1002)
+    approach = run_expert(env, 1002, noise=0.015)
+    monkeypatch.setattr(env.task, "dart_free_z", float("inf"))
+    capped = run_expert(env, 1002, noise=0.015)
+    env.close()
+    assert clean.actions[:8, 2].min() >= SAFE_Z                     # the first steps are all approach
+    off = [np.abs(e.states[1:9, :2] - clean.states[1:9, :2]).max() for e in (approach, capped)]
+    assert off[0] > 2 * off[1] > 0                                   # the same draw, 2.5 times larger
+    assert approach.success
