@@ -29,4 +29,5 @@ if rank == 0:
     torch.save(init, out / "init.pt")
 torch.save(model.state_dict(), out / f"rank{rank}.pt")
 (out / f"batch{rank}.json").write_text(json.dumps(seen))
+dist.barrier()              # leave together: a rank that tears gloo down first can abort the other (SIGABRT)
 dist.destroy_process_group()
