@@ -153,17 +153,18 @@ def cmd_train(args) -> int:
             raise ValueError("--keypoint-contrast is for a new policy; one loaded with --init keeps its keypoint maps.")
         preset = args.preset        # an unknown name is refused by train_policy
         noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
-        changes = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
-                                     ("goal_frame", args.goal_frame), ("early_windows", args.early_windows),
-                                     ("keypoint_contrast", args.keypoint_contrast)) if v}
-        if changes and preset in PRESETS:
+        retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
+                                     ("early_windows", args.early_windows), ("fixed_horizon", args.fixed_horizon)) if v}
+        changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
+                                                   ("keypoint_contrast", args.keypoint_contrast)) if v}}
+        if changes and preset in PRESETS and not args.init:
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
-                            cache_progress=lambda i, n: cache_progress(i, n, {}), fixed_horizon=args.fixed_horizon,
+                            cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain if args.init else None,
                             execute=args.execute)
         cache_bar.close()
         where = Path(args.out) / "final"
@@ -606,15 +607,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", default=None, help="stages 1-2: train on these tasks only (comma-separated; default all)")
     t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or all (default all)")
     t.add_argument("--state-noise", type=float, default=0.0,
-                   help="stage 1: std of noise on the normalised proprio input while training, so the expert "
-                        "reads the images rather than the exact pose (default 0)")
+                   help="std of noise on the normalised proprio input while training, so the expert "
+                        "reads the images rather than the exact pose (default 0; a policy loaded with --init keeps "
+                        "its own unless this is given)")
     t.add_argument("--state-noise-dims", default=None,
-                   help="stage 1: comma-separated state dims that --state-noise goes on (default all; the tabletop's "
+                   help="comma-separated state dims that --state-noise goes on (default all; the tabletop's "
                         "state is x,y,z,yaw,grip, so 0,1,2,3 spares the gripper's opening)")
     t.add_argument("--early-windows", type=float, default=0.0,
-                   help="stage 1: the fraction of training windows that start within an episode's first P steps, "
+                   help="the fraction of training windows that start within an episode's first P steps, "
                         "where the arm is still at the shared home pose and only the images say where to go "
-                        "(default: the preset's; a policy loaded with --init keeps its own)")
+                        "(default: the preset's; a policy loaded with --init keeps its own unless this is given)")
     t.add_argument("--keypoint-contrast", action="store_true",
                    help="stage 1: the action expert's keypoint maps read the current frame beside the goal (and the "
                         "goal beside the current), so they can find what has to move rather than everything that "

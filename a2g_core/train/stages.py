@@ -81,10 +81,11 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
-                 fixed_horizon: bool = False, execute: int | None = None):
+                 retrain: dict | None = None, execute: int | None = None):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
-    ``tasks``/``modes`` where given). ``fixed_horizon`` switches an ``init`` policy trained on the
-    steps left to the goal to control's K (see the config); the presets have it already. ``execute``
+    ``tasks``/``modes`` where given). ``retrain`` replaces training-only settings of an ``init``
+    policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``fixed_horizon``: the
+    last switches a policy trained on the steps left to the goal to control's K). ``execute``
     sets the E the saved policy runs with (training never reads it; default: the preset's or the
     ``init`` policy's)."""
     from a2g_core.data.latents import build_latent_cache
@@ -97,7 +98,10 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          + ".")
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
-        policy.config.fixed_horizon |= fixed_horizon        # one config object, shared by both networks
+        if retrain:
+            checked = policy.config.with_(**retrain)            # validates the new values
+            for k in retrain:                                   # one config object, shared by both networks
+                setattr(policy.config, k, getattr(checked, k))
         vae_dir = Path(init) / "vae"
     elif vae_dir is None:
         raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")

@@ -26,7 +26,8 @@ def run(tmp_path_factory):
     generate(root / "data", tasks=["place_empty_cup"], modes=["easy"], episodes=2, resolution=64)
     train_vae(root / "data", root / "vae", STEPS, vae_config=VAE)
     train_policy(root / "data", root / "s1", STEPS, stage=1, preset=POLICY, vae_dir=root / "vae" / "vae")
-    train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final", execute=4)
+    train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final", execute=4,
+                 retrain={"early_windows": 0.5})
     return root
 
 
@@ -56,6 +57,8 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
     assert not torch.equal(a.world_model.blocks[0].attn1.to_q.weight, b.world_model.blocks[0].attn1.to_q.weight)
     assert a.trained_on == b.trained_on == [("place_empty_cup", "easy")]   # recorded in policy.json, kept by stage 2
     assert (a.config.msth_E, b.config.msth_E) == (6, 4)                    # stage 2's execute=4, saved with it
+    assert (a.config.early_windows, b.config.early_windows) == (0.0, 0.5)  # and its retrain, in both networks
+    assert b.world_model.config is b.expert.config is b.config
 
 
 def test_eval_notes_a_task_the_policy_was_not_trained_on_and_a_shortened_episode(run, capsys):
@@ -99,6 +102,8 @@ def test_bad_training_inputs(tmp_path, run):
                      tasks=["plating"])
     with pytest.raises(ValueError, match=r"early_windows is a fraction in \[0, 1\]"):
         POLICY.with_(early_windows=1.5)
+    with pytest.raises(ValueError, match=r"early_windows is a fraction in \[0, 1\]"):
+        train_policy(run / "data", tmp_path / "x", STEPS, stage=2, init=run / "s1" / "final", retrain={"early_windows": 2})
     with pytest.raises(ValueError, match="state_noise is a standard deviation"):
         POLICY.with_(state_noise=-0.5)
     with pytest.raises(ValueError, match="VAE takes 32 px"):
