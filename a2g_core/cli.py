@@ -154,7 +154,8 @@ def cmd_train(args) -> int:
         preset = args.preset        # an unknown name is refused by train_policy
         noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
-                                     ("early_windows", args.early_windows), ("fixed_horizon", args.fixed_horizon)) if v}
+                                     ("early_windows", args.early_windows),
+                                     ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
                                                    ("keypoint_contrast", args.keypoint_contrast)) if v}}
         if changes and preset in PRESETS and not args.init:
@@ -606,14 +607,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stages 1-2: use at most this many episodes per task and mode (default: all)")
     t.add_argument("--task", default=None, help="stages 1-2: train on these tasks only (comma-separated; default all)")
     t.add_argument("--mode", default=None, help="stages 1-2: easy, hard or all (default all)")
-    t.add_argument("--state-noise", type=float, default=0.0,
+    t.add_argument("--state-noise", type=float, default=None,
                    help="std of noise on the normalised proprio input while training, so the expert "
-                        "reads the images rather than the exact pose (default 0; a policy loaded with --init keeps "
-                        "its own unless this is given)")
+                        "reads the images rather than the exact pose (default: the preset's, 0; a policy loaded with "
+                        "--init keeps its own unless this is given, 0 included)")
     t.add_argument("--state-noise-dims", default=None,
                    help="comma-separated state dims that --state-noise goes on (default all; the tabletop's "
                         "state is x,y,z,yaw,grip, so 0,1,2,3 spares the gripper's opening)")
-    t.add_argument("--early-windows", type=float, default=0.0,
+    t.add_argument("--early-windows", type=float, default=None,
                    help="the fraction of training windows that start within an episode's first P steps, "
                         "where the arm is still at the shared home pose and only the images say where to go "
                         "(default: the preset's; a policy loaded with --init keeps its own unless this is given)")
