@@ -67,6 +67,8 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # checkpoint with 4 actions executed per chunk instead of the preset's 8 (training never reads it; eval and the lab do).
 # STEPS=6000 trains each stage that long (more scenes, with TASK_MODE=all, need more steps).
 # KEYPOINT_CONTRAST=1 reads the current and goal frames side by side for the keypoints (train --keypoint-contrast);
+# EARLY_WINDOWS=0.5 draws that fraction of training windows from an episode's first P steps, where only the images
+# say where to go (every stage keeps it: stage 2 reads it from the stage-1 policy; twenty-ninth session).
 # MORE=6000 continues stage 2 that many steps from its end, a second cosine cycle (`train --stage 2 --init
 # RUNS/TASK_s2/final`). The shipped place_empty_cup (easy + hard) is TASK_MODE=all STEPS=6000 STATE_NOISE=0.5
 # EXECUTE=4 KEYPOINT_CONTRAST=1 MORE=6000 (docs/model-runs.md, twentieth session; about 3 hours on 2 cores).
@@ -80,6 +82,7 @@ NAME = $(TASK)$(if $(filter-out 64,$(RES)),_$(RES)px)
 TASK_DATA = sessions/data/$(TASK)_dart$(RES)
 STEPS ?= 4000
 KEYPOINT_CONTRAST ?=
+EARLY_WINDOWS ?=
 MORE ?=
 LAST = $(RUNS)/$(NAME)_s2$(if $(MORE),more)
 TASK_FLAGS = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE)
@@ -91,7 +94,8 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
 	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
 		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
-		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) --out $(RUNS)/$(NAME)_s1
+		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) \
+		$(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) --out $(RUNS)/$(NAME)_s1
 	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
 	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(TASK_FLAGS) --steps $(MORE) \
 		--out $(LAST))
