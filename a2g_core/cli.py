@@ -158,14 +158,14 @@ def cmd_train(args) -> int:
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
                                                    ("keypoint_contrast", args.keypoint_contrast)) if v}}
-        if changes and preset in PRESETS and not args.init:
+        if changes and preset in PRESETS:          # a policy loaded with --init takes the retrain part instead
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=preset, vae_dir=args.vae,
                             init=args.init, variant=args.policy, per_task=args.per_task, progress=progress,
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
-                            cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain if args.init else None,
+                            cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain,
                             execute=args.execute)
         cache_bar.close()
         where = Path(args.out) / "final"
