@@ -151,6 +151,8 @@ def cmd_train(args) -> int:
                              "was trained with.")
         if args.init and args.keypoint_contrast:
             raise ValueError("--keypoint-contrast is for a new policy; one loaded with --init keeps its keypoint maps.")
+        if args.renormalize and not args.init:
+            raise ValueError("--renormalize is for a policy loaded with --init; a new one fits its statistics to its data.")
         preset = args.preset        # an unknown name is refused by train_policy
         noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
@@ -166,7 +168,7 @@ def cmd_train(args) -> int:
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
                             cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain,
-                            execute=args.execute)
+                            renormalize=args.renormalize, execute=args.execute)
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
@@ -625,6 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")
+    t.add_argument("--renormalize", action="store_true",
+                   help="with --init: refit the policy's state and action statistics to this data (needed where a dim "
+                        "varies that was constant in its training data, e.g. the peg's turn in hard plug_in; the "
+                        "latents' statistics stay as trained)")
     t.add_argument("--execute", type=int, default=None,
                    help="stages 1-2: the actions per chunk (E) the saved policy executes before predicting again; "
                         "training never reads it, eval and the lab start from it (default: the preset's, or the "

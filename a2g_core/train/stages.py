@@ -77,15 +77,32 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
     return Act2GoalPolicy(cfg, vae=vae)
 
 
+SPREAD_LIMIT = 10.0   # a dim varying this many times the policy's own std is one it was not trained on
+
+
+def _refuse_new_spread(policy, proprio, state_names, data, init) -> None:
+    """One clear sentence where the data moves a state or action dim far beyond the ``init`` policy's statistics,
+    which would feed it values hundreds of stds out and wreck the training (measured: action loss 0.3 → 10²–10³)."""
+    state_spread, action_spread = policy.proprio_spread(*proprio)
+    for kind, spread, names in (("state", state_spread, state_names), ("action", action_spread, None)):
+        i = int(np.argmax(spread))
+        if spread[i] > SPREAD_LIMIT:
+            name = f"{names[i]!r}" if names and i < len(names) else f"dim {i}"
+            raise ValueError(f"The {kind} {name} varies {spread[i]:.0f}× more in {data} than in the data {init} was "
+                             f"trained on; pass --renormalize to refit its state and action statistics to this data.")
+
+
 def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: int,
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
-                 retrain: dict | None = None, execute: int | None = None):
+                 retrain: dict | None = None, renormalize: bool = False, execute: int | None = None):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces training-only settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``fixed_horizon``: the
-    last switches a policy trained on the steps left to the goal to control's K). ``execute``
+    last switches a policy trained on the steps left to the goal to control's K). An ``init`` policy keeps
+    its state and action statistics unless ``renormalize`` refits them to this data; data where a dim varies
+    far more than they allow (hard plug_in turns its peg, easy never does) is refused. ``execute``
     sets the E the saved policy runs with (training never reads it; default: the preset's or the
     ``init`` policy's)."""
     from a2g_core.data.latents import build_latent_cache
@@ -122,10 +139,14 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame,
                           policy.config.train_horizon, policy.config.early_windows)
+    chunks = windows.sample(np.random.default_rng(0), 4096)
+    proprio = windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy()
     if init is None:
-        chunks = windows.sample(np.random.default_rng(0), 4096)
-        policy.set_normalization(windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy(),
-                                 chunks["obs_latents"].numpy())
+        policy.set_normalization(*proprio, chunks["obs_latents"].numpy())
+    elif renormalize:
+        policy.set_proprio_normalization(*proprio)
+    else:
+        _refuse_new_spread(policy, proprio, store.spec.get("state_names"), data, init)
     policy.trained_on = sorted(set(policy.trained_on or ()) | set(store.cells))
     policy.stage = stage
     policy.train()

@@ -267,11 +267,26 @@ class Act2GoalPolicy(nn.Module):
             z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
             wm.latent_mean.copy_(z.mean(0))
             wm.latent_std.copy_(torch.sqrt(z.var(0) + LATENT_STD_FLOOR ** 2))
+        self.set_proprio_normalization(states, chunks, chunk_states)
+
+    def set_proprio_normalization(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray) -> None:
+        """Only the state and action statistics of ``set_normalization``: what ``train --renormalize`` refits
+        when a trained policy moves to data where a dim varies that did not (the latents' stay as trained)."""
         e = self.expert
-        rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
-        rel = rel.reshape(-1, rel.shape[-1])
+        rel = self._relative_rows(chunks, chunk_states)
         e.state_mean.copy_(torch.as_tensor(states.mean(0))); e.state_std.copy_(torch.as_tensor(states.std(0) + 1e-3))
         e.action_mean.copy_(rel.mean(0)); e.action_std.copy_(rel.std(0) + 1e-3)
+
+    def proprio_spread(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray):
+        """(S,), (A,): how many times the policy's own std each state and (state-relative) action dim varies
+        in this data; far above 1 where the policy was trained with that dim (nearly) constant."""
+        rel = self._relative_rows(chunks, chunk_states)
+        return (np.asarray(states).std(0) / self.expert.state_std.numpy(),
+                rel.std(0).numpy() / self.expert.action_std.numpy())
+
+    def _relative_rows(self, chunks, chunk_states) -> torch.Tensor:
+        rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
+        return rel.reshape(-1, rel.shape[-1])
 
     def _state_offset(self, state: torch.Tensor) -> torch.Tensor:
         """(B, 1, A): the state's value on the relative dims, zero elsewhere."""
