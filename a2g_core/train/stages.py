@@ -80,11 +80,12 @@ def build_policy(preset: str | Act2GoalConfig, vae_dir: str | Path, variant: str
 SPREAD_LIMIT = 10.0   # a dim varying this many times the policy's own std is one it was not trained on
 
 
-def _refuse_new_spread(policy, proprio, state_names, data, init) -> None:
+def _refuse_new_spread(policy, proprio, spec, data, init) -> None:
     """One clear sentence where the data moves a state or action dim far beyond the ``init`` policy's statistics,
-    which would feed it values hundreds of stds out and wreck the training (measured: action loss 0.3 → 10²–10³)."""
+    which would feed it values hundreds of stds out and wreck the training (measured on hard plug_in: action losses of 10²–10³)."""
     state_spread, action_spread = policy.proprio_spread(*proprio)
-    for kind, spread, names in (("state", state_spread, state_names), ("action", action_spread, None)):
+    for kind, spread in (("state", state_spread), ("action", action_spread)):
+        names = spec.get(f"{kind}_names")
         i = int(np.argmax(spread))
         if spread[i] > SPREAD_LIMIT:
             name = f"{names[i]!r}" if names and i < len(names) else f"dim {i}"
@@ -146,7 +147,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     elif renormalize:
         policy.set_proprio_normalization(*proprio)
     else:
-        _refuse_new_spread(policy, proprio, store.spec.get("state_names"), data, init)
+        _refuse_new_spread(policy, proprio, store.spec, data, init)
     policy.trained_on = sorted(set(policy.trained_on or ()) | set(store.cells))
     policy.stage = stage
     policy.train()
