@@ -281,8 +281,8 @@ class Act2GoalPolicy(nn.Module):
         """(S,), (A,): how many times the policy's own std each state and (state-relative) action dim varies
         in this data; far above 1 where the policy was trained with that dim (nearly) constant."""
         rel = self._relative_rows(chunks, chunk_states)
-        return (np.asarray(states).std(0) / self.expert.state_std.numpy(),
-                rel.std(0).numpy() / self.expert.action_std.numpy())
+        return (np.asarray(states).std(0) / self.expert.state_std.cpu().numpy(),      # the policy may be on a GPU
+                rel.std(0).numpy() / self.expert.action_std.cpu().numpy())
 
     def _relative_rows(self, chunks, chunk_states) -> torch.Tensor:
         rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
