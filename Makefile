@@ -72,6 +72,9 @@ checkpoint: $(STAMP)  ## train the shipped checkpoint and both baselines from sc
 # MORE=6000 continues stage 2 that many steps from its end, a second cosine cycle (`train --stage 2 --init
 # RUNS/TASK_s2/final`). The shipped place_empty_cup (easy + hard) is TASK_MODE=all STEPS=6000 STATE_NOISE=0.5
 # EXECUTE=4 KEYPOINT_CONTRAST=1 MORE=6000 (docs/model-runs.md, twentieth session; about 3 hours on 2 cores).
+# INIT=folder skips stage 1: stage 2 starts from that policy (another task's will do: `train --init --renormalize`
+# refits its state and action statistics), which keeps its own stage-1 settings; INIT=assets/checkpoints/place_empty_cup
+# brings eyes already trained on hard scenes (docs/model-runs.md, thirty-first session).
 TASK ?= place_empty_cup
 STATE_NOISE ?= 0
 STATE_NOISE_DIMS ?=
@@ -84,6 +87,8 @@ STEPS ?= 4000
 KEYPOINT_CONTRAST ?=
 EARLY_WINDOWS ?=
 MORE ?=
+INIT ?=
+S2_FROM = $(if $(INIT),$(INIT),$(RUNS)/$(NAME)_s1/final)
 LAST = $(RUNS)/$(NAME)_s2$(if $(MORE),more)
 TASK_FLAGS = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE)
 ONE = $(TASK_FLAGS) --steps $(STEPS)
@@ -92,19 +97,20 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 		--out $(TASK_DATA)
 	$(BIN)/python -m a2g_core gen-data --task $(TASK) --mode $(TASK_MODE) --episodes 500 --seed-start 1000 \
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
-	$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
+	$(if $(INIT),,$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
 		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
 		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) \
-		$(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) --out $(RUNS)/$(NAME)_s1
-	$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s1/final $(ONE) --out $(RUNS)/$(NAME)_s2
+		$(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) --out $(RUNS)/$(NAME)_s1)
+	$(BIN)/python -m a2g_core train --stage 2 --init $(S2_FROM) $(ONE) \
+		$(if $(INIT),--renormalize $(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) $(if $(EXECUTE),--execute $(EXECUTE))) --out $(RUNS)/$(NAME)_s2
 	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(TASK_FLAGS) --steps $(MORE) \
 		--out $(LAST))
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
 		cp -r $(LAST)/final/. assets/checkpoints/$(NAME)/
-	cp $(RUNS)/$(NAME)_s1/log.jsonl assets/checkpoints/$(NAME)/train_log_stage1.jsonl
+	$(if $(INIT),,cp $(RUNS)/$(NAME)_s1/log.jsonl assets/checkpoints/$(NAME)/train_log_stage1.jsonl)
 	cp $(RUNS)/$(NAME)_s2/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2.jsonl
 	$(if $(MORE),cp $(LAST)/log.jsonl assets/checkpoints/$(NAME)/train_log_stage2_more.jsonl)
-	$(BIN)/python -m a2g_core plot-log --log "stage 1=$(RUNS)/$(NAME)_s1/log.jsonl" \
+	$(BIN)/python -m a2g_core plot-log $(if $(INIT),,--log "stage 1=$(RUNS)/$(NAME)_s1/log.jsonl") \
 		--log "stage 2=$(RUNS)/$(NAME)_s2/log.jsonl" $(if $(MORE),--log "stage 2 continued=$(LAST)/log.jsonl") \
 		--out assets/checkpoints/$(NAME)/training.png
 	$(BIN)/python -m a2g_core eval --policy assets/checkpoints/$(NAME) --task $(TASK) --mode $(TASK_MODE) --episodes 50 \
