@@ -148,7 +148,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         policy.set_proprio_normalization(*proprio)
     else:
         _refuse_new_spread(policy, proprio, store.spec, data, init)
-    policy.trained_on = sorted(set(policy.trained_on or ()) | set(store.cells))
+    # newest data first: the lab opens on the task a policy was trained on last (--init from another task's)
+    policy.trained_on = sorted(store.cells) + [c for c in policy.trained_on or () if c not in store.cells]
     policy.stage = stage
     policy.train()
     policy.vae.eval()

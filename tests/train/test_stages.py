@@ -64,6 +64,7 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
 def test_init_refuses_data_beyond_its_statistics_unless_renormalized(run, tmp_path):
     narrow = Act2GoalPolicy.from_pretrained(run / "s1" / "final")
     narrow.expert.state_std[0] /= 100                   # as if x had been (nearly) constant in its training data
+    narrow.trained_on = [("move_can_pot", "easy")]       # and as if it came from another task
     narrow.save_pretrained(tmp_path / "narrow")
     with pytest.raises(ValueError, match=r"The state 'ee_x' varies \d+× more in .* --renormalize"):
         train_policy(run / "data", tmp_path / "a", STEPS, stage=2, init=tmp_path / "narrow")
@@ -71,6 +72,7 @@ def test_init_refuses_data_beyond_its_statistics_unless_renormalized(run, tmp_pa
     refit, s1 = (Act2GoalPolicy.from_pretrained(p) for p in (tmp_path / "b" / "final", run / "s1" / "final"))
     torch.testing.assert_close(refit.expert.state_std, s1.expert.state_std)          # the data's own again
     torch.testing.assert_close(refit.expert.action_mean, s1.expert.action_mean)
+    assert refit.trained_on == [("place_empty_cup", "easy"), ("move_can_pot", "easy")]  # newest first: the lab opens there
 
 
 def test_eval_notes_a_task_the_policy_was_not_trained_on_and_a_shortened_episode(run, capsys):
