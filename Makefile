@@ -88,7 +88,8 @@ KEYPOINT_CONTRAST ?=
 EARLY_WINDOWS ?=
 MORE ?=
 INIT ?=
-S2_FROM = $(if $(INIT),$(INIT),$(RUNS)/$(NAME)_s1/final)
+# what every stage the recipe trains sets (stage 2 from INIT has no stage 1 of this recipe to read them from)
+RUN_FLAGS = $(if $(EXECUTE),--execute $(EXECUTE)) $(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS))
 LAST = $(RUNS)/$(NAME)_s2$(if $(MORE),more)
 TASK_FLAGS = --data $(TASK_DATA) --task $(TASK) --mode $(TASK_MODE)
 ONE = $(TASK_FLAGS) --steps $(STEPS)
@@ -99,10 +100,9 @@ checkpoint-task: $(STAMP)  ## train one task's checkpoint (easy): make checkpoin
 		--noise 0.015 --workers 2 --resolution $(RES) --out $(TASK_DATA)
 	$(if $(INIT),,$(BIN)/python -m a2g_core train --stage 1 --policy act2goal --vae assets/checkpoints/tiny/vae $(ONE) \
 		--state-noise $(STATE_NOISE) $(if $(STATE_NOISE_DIMS),--state-noise-dims $(STATE_NOISE_DIMS)) \
-		$(if $(EXECUTE),--execute $(EXECUTE)) $(if $(KEYPOINT_CONTRAST),--keypoint-contrast) \
-		$(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) --out $(RUNS)/$(NAME)_s1)
-	$(BIN)/python -m a2g_core train --stage 2 --init $(S2_FROM) $(ONE) \
-		$(if $(INIT),--renormalize $(if $(EARLY_WINDOWS),--early-windows $(EARLY_WINDOWS)) $(if $(EXECUTE),--execute $(EXECUTE))) --out $(RUNS)/$(NAME)_s2
+		$(if $(KEYPOINT_CONTRAST),--keypoint-contrast) $(RUN_FLAGS) --out $(RUNS)/$(NAME)_s1)
+	$(BIN)/python -m a2g_core train --stage 2 --init $(or $(INIT),$(RUNS)/$(NAME)_s1/final) $(ONE) \
+		$(if $(INIT),--renormalize $(RUN_FLAGS)) --out $(RUNS)/$(NAME)_s2
 	$(if $(MORE),$(BIN)/python -m a2g_core train --stage 2 --init $(RUNS)/$(NAME)_s2/final $(TASK_FLAGS) --steps $(MORE) \
 		--out $(LAST))
 	rm -rf assets/checkpoints/$(NAME) && mkdir -p assets/checkpoints/$(NAME) && \
