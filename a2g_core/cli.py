@@ -543,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "metres until success, recording the expert's own command as the action (DART: the data "
                         "then shows how to get back on the path; 0.015 keeps ~70%% of place_empty_cup runs "
                         "successful; failed runs are kept but not trained on). Each task bounds it to what its "
-                        "expert survives (Task.dart_dims, Task.dart_max). Default 0")
+                        "expert survives (Task.dart_dims, Task.dart_max); place_shoe also turns the open wrist "
+                        "(Task.dart_yaw). Default 0")
     g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     g.set_defaults(func=cmd_gen_data)
 

@@ -12,6 +12,7 @@ from a2g_core.sim.env import VIEWS, TabletopEnv
 
 SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is at rest
 NOISE_CORRELATION = 0.9   # per step, of the executed-pose perturbation (about 10 steps, half a second)
+GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
 
 
 @dataclass
@@ -49,12 +50,15 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     2017): a smooth random offset of that standard deviation in metres (x, y, z; correlation
     ``NOISE_CORRELATION`` per step) is added to each command, while the episode records the expert's
     own command as the action. The expert then corrects from where the arm really is, so the data
-    shows the way back to the path, not only the path. Gripper and yaw are never perturbed; the task
+    shows the way back to the path, not only the path. The gripper is never perturbed; the task
     bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board), and
-    lifts the cap while the commanded height is at least ``Task.dart_free_z``."""
+    lifts the cap while the commanded height is at least ``Task.dart_free_z``. The wrist's yaw is
+    perturbed only where the task asks (``Task.dart_yaw``, radians, from a draw of its own so the
+    position's stays the same) and only while the gripper is commanded open: the way back to the
+    heading the expert grasps at."""
     obs, info = env.reset(seed=seed, options=options)
     rng = np.random.default_rng([seed, 0xDA27])
-    offset = np.zeros(3)
+    offset, yaw_rng, yaw_offset = np.zeros(3), np.random.default_rng([seed, 0xDA27, 3]), 0.0
     dims = np.isin(np.arange(3), env.task.dart_dims)
     capped, free = dims * min(noise, env.task.dart_max), dims * noise
     frames = {v: [obs["images"][v]] for v in VIEWS}
@@ -74,6 +78,9 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
         if noise > 0 and success_step is None:
             offset = NOISE_CORRELATION * offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
             executed[:3] += offset * (free if a[2] >= env.task.dart_free_z else capped)
+            yaw_offset = NOISE_CORRELATION * yaw_offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * yaw_rng.standard_normal()
+            if a[4] <= GRIP_CLOSED:
+                executed[3] += env.task.dart_yaw * yaw_offset
         obs, _, _, truncated, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])
@@ -86,11 +93,11 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     if noise > 0:
         public["expert_noise"] = float(capped.max())
+        if env.task.dart_yaw:
+            public["expert_yaw_noise"] = env.task.dart_yaw
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
-
-GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
 
 
 def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:

@@ -77,10 +77,12 @@ class Task:
     marker = False
     # What DART noise (``run_expert``) the expert still succeeds under: the perturbed axes of the
     # end-effector position, a cap on the std in metres, and the commanded height at and above which
-    # the arm is clear of every object, so the cap is lifted there (the approach keeps the full noise).
+    # the arm is clear of every object, so the cap is lifted there (the approach keeps the full noise);
+    # and the std in radians of the wrist's yaw while the gripper is open (0: never perturbed).
     dart_dims: tuple[int, ...] = (0, 1, 2)
     dart_max = float("inf")
     dart_free_z = float("inf")
+    dart_yaw = 0.0
 
     def workspace(self) -> tuple[np.ndarray, np.ndarray]:
         return S.WORKSPACE_LOW.copy(), S.WORKSPACE_HIGH.copy()
@@ -238,6 +240,7 @@ class PickDualBottles(Task):
 class PlaceShoe(Task):
     name = "place_shoe"
     max_steps = 240
+    dart_yaw = 0.3              # its policies went to the shoe but not to the heading it lies at
 
     def layout(self, rng, hard, options):
         L, W, H = (0.06, 0.024, 0.018) if not hard else (rng.choice([0.052, 0.068]), rng.choice([0.021, 0.028]), 0.02)

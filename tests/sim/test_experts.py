@@ -3,7 +3,7 @@ import pytest
 
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.expert import SAFE_Z
-from a2g_core.sim.rollout import run_expert
+from a2g_core.sim.rollout import GRIP_CLOSED, run_expert
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -93,3 +93,24 @@ def test_plug_in_expert_noise_is_full_on_the_approach(monkeypatch):
     off = [np.abs(e.states[1:9, :2] - clean.states[1:9, :2]).max() for e in (approach, capped)]
     assert off[0] > 2 * off[1] > 0                                   # the same draw, 2.5 times larger
     assert approach.success
+
+
+def test_place_shoe_expert_noise_turns_the_open_wrist(monkeypatch):
+    """place_shoe perturbs the wrist's yaw too (Task.dart_yaw) while the gripper is open: its policies went
+    to the shoe but not to the heading it lies at, and yaw-free DART data never shows the way back to it.
+    The position's draw is its own, so it is the same with or without the yaw's."""
+    env = make_env("place_shoe", "easy", 64)
+    clean = run_expert(env, 3000)
+    turned = run_expert(env, 3000, noise=0.015)
+    monkeypatch.setattr(env.task, "dart_yaw", 0.0)
+    straight = run_expert(env, 3000, noise=0.015)
+    env.close()
+    assert turned.success and turned.info["expert_yaw_noise"] == 0.3 and "expert_yaw_noise" not in straight.info
+    assert np.allclose(turned.actions[:10], clean.actions[:10])        # the expert's own commands are recorded
+    assert np.allclose(turned.states[1:11, :3], straight.states[1:11, :3], atol=1e-4)
+
+    def yaw_off(e):                                                    # degrees, while the gripper is open
+        opened = e.actions[:, 4] <= GRIP_CLOSED
+        return np.degrees(np.abs(e.states[1:, 3] - e.actions[:, 3])[opened]).max()
+    assert np.isclose(yaw_off(straight), yaw_off(clean), atol=0.1)     # only the servo's lag (about 5 degrees)
+    assert yaw_off(turned) > 3 * yaw_off(straight)                    # measured 27 against 5
