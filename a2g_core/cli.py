@@ -208,6 +208,8 @@ def cmd_diagnose(args) -> int:
         print(f"\n## scene reading over {r['episodes']} episodes of {args.scene_data or args.data}: "
               f"x-y error after the first {r['steps']} actions")
         print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
+        print(f"  heading: policy {r['policy_turn_deg']:.1f} deg off, mean turn {r['mean_turn_deg']:.1f} deg off"
+              + ("" if r["turn_gain"] is None else f"; the policy turns {r['turn_gain']:+.2f} deg per degree the expert turns"))
         if r["object_gain"] is not None:
             print(f"  first move per cm the object's place moves (the expert's first grasp): policy "
                   f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"

@@ -15,7 +15,9 @@
   And how its first move follows the object's place (where the expert first shuts the gripper) and
   the place the object must go (where the expert next opens it), beside how the expert's own move
   follows them. Measured: the expert moves 0.8 cm per cm the plug_in peg or the shoe moves, the
-  policies that fail those tasks under 0.1: they do not go for the object.
+  policies that fail those tasks under 0.1: they do not go for the object. And the wrist's heading
+  the same way: place_shoe's policies went to the shoe (+0.83 cm per cm) but turned the wrist +0.05°
+  per degree the expert turns to close across it.
 - **images or pose** (over many episodes): a few steps in, the images of one episode with the state
   of another. A policy that reads the scene follows the imaged object; a copycat of the pose follows
   the other episode's object, whose direction its pose already shows (measured: Act2Goal on plug_in).
@@ -25,6 +27,8 @@ Every prediction starts from the same sampler seed, so reruns print the same fig
 from __future__ import annotations
 
 import numpy as np
+
+from a2g_core.sim.expert import wrap
 
 NUDGES = {"z -1.5 cm": (2, -0.015), "x +1 cm": (0, 0.01), "y +1 cm": (1, 0.01), "grip +0.05": (4, 0.05)}
 
@@ -103,6 +107,7 @@ def gain(y: np.ndarray, x: np.ndarray) -> float:
 
 
 MIN_EPISODES_FOR_GAIN = 6    # a gain over fewer scenes says little
+MIN_TURN_DEG = 1.0           # expert turns that differ by less say nothing of the heading
 
 
 def scene_reading(policy, episodes, t: int = 0) -> dict:
@@ -112,9 +117,12 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
     and the ``gain`` of the policy's predicted moves on the object's place (``object_gain``: the
     expert's first grasp) and on where the object goes (``target_gain``: its first release), with
     the expert's own moves' (``expert_object_gain``, ``expert_target_gain``); those are None with
-    fewer than ``MIN_EPISODES_FOR_GAIN`` episodes that grasp and release."""
+    fewer than ``MIN_EPISODES_FOR_GAIN`` episodes that grasp and release. The same for the wrist's
+    heading after those actions (degrees): the policy's error (``policy_turn_deg``), the expert's
+    turns' distance from their mean turn (``mean_turn_deg``), and how far the policy turns per degree
+    the expert turns (``turn_gain``; None where the expert's turns hardly differ)."""
     p = policy.config.msth.P
-    errs, moves, followed = [], [], []
+    errs, moves, followed, turns = [], [], [], []
     for ep in episodes:
         states, actions = ep.lowdim()
         if t + p > len(actions):
@@ -122,6 +130,7 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
         errs.append(np.linalg.norm(pred[p - 1, :2] - actions[t + p - 1, :2]))
         moves.append(actions[t + p - 1, :2] - states[t, :2])
+        turns.append((wrap(pred[p - 1, 3] - states[t, 3]), wrap(actions[t + p - 1, 3] - states[t, 3])))
         if (places := _object_and_target(states, actions)) is not None:
             followed.append((pred[p - 1, :2] - states[t, :2], moves[-1], *places))
     if not errs:
@@ -132,8 +141,12 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         policy_move, expert_move, obj, target = np.array(followed).transpose(1, 0, 2)     # each (N, 2)
         gains = {"object_gain": gain(policy_move, obj), "target_gain": gain(policy_move, target),
                  "expert_object_gain": gain(expert_move, obj), "expert_target_gain": gain(expert_move, target)}
+    policy_turn, expert_turn = np.degrees(np.array(turns)).T
+    spread = np.abs(expert_turn - expert_turn.mean())
     return {"episodes": len(errs), "steps": p, "policy_cm": float(np.mean(errs) * 100),
-            "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100), **gains}
+            "mean_move_cm": float(np.linalg.norm(moves - moves.mean(0), axis=1).mean() * 100), **gains,
+            "policy_turn_deg": float(np.abs(policy_turn - expert_turn).mean()), "mean_turn_deg": float(spread.mean()),
+            "turn_gain": gain(policy_turn, expert_turn) if spread.max() > MIN_TURN_DEG else None}
 
 
 def images_or_pose(policy, episodes, t: int = 6) -> dict:

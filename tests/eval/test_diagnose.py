@@ -34,12 +34,15 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     assert np.isclose(scene["mean_move_cm"], 50 * np.linalg.norm(moves[0] - moves[1]), rtol=1e-4)
     assert scene["episodes"] == 2 and scene["steps"] == p and scene["policy_cm"] > 0
     assert scene["object_gain"] is None and scene["target_gain"] is None          # 2 episodes: too few
+    turns = [np.degrees(e.lowdim()[1][p - 1, 3] - e.lowdim()[0][0, 3]) for e in (ep, other)]
+    assert np.isclose(scene["mean_turn_deg"], abs(turns[0] - turns[1]) / 2, rtol=1e-4)   # the shoe's heading
+    assert scene["policy_turn_deg"] > 0 and scene["turn_gain"] is not None
 
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout"]) == 0
     text = capsys.readouterr().out
     assert "## open loop on place_shoe-easy-000000" in text and "proprio sensitivity at t=8" in text
-    assert "## scene reading over 2 episodes" in text and "mean move:" in text
+    assert "## scene reading over 2 episodes" in text and "mean move:" in text and "mean turn" in text
     generate(tmp_path / "unseen", tasks=["place_shoe"], modes=["easy"], episodes=1, seed_start=10000, resolution=64)
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout", "--scene-data", str(tmp_path / "unseen")]) == 0
