@@ -99,7 +99,6 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
 
-
 def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open,
     and where when it was next commanded open (None if it never was); None if it never shut after being
