@@ -258,10 +258,11 @@ def cmd_eval(args) -> int:
                              execute=args.execute, max_steps=args.max_steps, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
-          "first grasp off the expert's (median) | first grasps where the object goes | the failures' end (median) |")
+          "first grasp off the expert's (median: cm, wrist yaw) | first grasps where the object goes | the failures' end (median) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
-        grasp = "—" if r["grasp_error_cm"] is None else f"{r['grasp_error_cm']:.1f} cm ({r['grasps']} episodes)"
+        grasp = ("—" if r["grasp_error_cm"] is None else
+                 f"{r['grasp_error_cm']:.1f} cm, {r['grasp_turn_deg']:.0f}° ({r['grasps']} episodes)")
         end = "—" if r["failed_scores"] is None else ", ".join(f"{k} {v:.2f}" for k, v in r["failed_scores"].items())
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
               f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} |")

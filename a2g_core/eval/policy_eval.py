@@ -24,6 +24,13 @@ def _cm(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) * 100)
 
 
+def grasp_turn_deg(grasp, taken) -> float:
+    """How far (degrees, 0–90) a first grasp's wrist yaw is from the expert's (``grasp``, ``taken``: poses
+    x, y, z, yaw), modulo a half turn: the two fingers are alike, so a grip turned 180° is the same grip.
+    place_shoe's expert closes across the shoe's width; a grasp 90° off closes along its length."""
+    return float(np.degrees(abs((grasp[3] - taken[3] + np.pi / 2) % np.pi - np.pi / 2)))
+
+
 def grasp_at_place(grasp, taken, let_go) -> bool:
     """Whether a policy's first grasp (x, y, z) took hold where the expert let the object go rather than
     where it took it (``let_go``, ``taken``): within ``PLACE_CM`` of the one, in x-y, and nearer it than
@@ -53,8 +60,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     """Reset ``env`` with ``seed`` and act with ``policy`` until success or the step limit; the
     policy's noise is seeded with ``noise_seed`` (default: ``seed``). With ``record``,
     ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]`` the (t0, t1)
-    step ranges of the executed chunks: the transitions of hindsight replay. ``out["grasp"]`` is where
-    the policy first shut the gripper (``sim.rollout.first_grasp``) or None; ``out["scores"]`` how near
+    step ranges of the executed chunks: the transitions of hindsight replay. ``out["grasp"]`` is the pose
+    (x, y, z, yaw) where the policy first shut the gripper (``sim.rollout.first_grasp``) or None; ``out["scores"]`` how near
     the last scene came to the task's success check (``Task.scores``: cm off the target, ink on the word)."""
     from a2g_core.sim.rollout import Episode, first_grasp
     obs, info = env.reset(seed=seed)
@@ -105,7 +112,8 @@ def _episode_job(job) -> dict:
     out.update(task=task, mode=mode, expert_success=ok)
     taken, let_go = expert_grasp(task, mode, seed, res, words) or (None, None)
     grasp = out["grasp"]
-    out["grasp_error_cm"] = None if taken is None or grasp is None else _cm(grasp, taken)
+    out["grasp_error_cm"] = None if taken is None or grasp is None else _cm(grasp[:3], taken[:3])
+    out["grasp_turn_deg"] = None if taken is None or grasp is None else grasp_turn_deg(grasp, taken)
     out["grasp_at_place"] = None if let_go is None or grasp is None else grasp_at_place(grasp, taken, let_go)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
@@ -133,7 +141,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     ``execute``: actions executed per chunk before the next prediction (default: the checkpoint's E).
     Each cell also reports where its policy first shut the gripper against where the expert did on
     the same seed: ``grasps`` (episodes where both did) and ``grasp_error_cm`` (their median distance,
-    None without any): whether a failing policy finds the object at all; ``grasps_at_place``: the
+    None without any): whether a failing policy finds the object at all; ``grasp_turn_deg``, the median
+    of ``grasp_turn_deg``: whether it grips the object the way it lies; ``grasps_at_place``: the
     episodes whose first grasp was within ``PLACE_CM`` of where the expert let the object go, and nearer
     there than the object: a policy that reads the goal image's object for the one in front of it;
     ``scores``: the median over the episodes of each figure of ``Task.scores`` at their ends (for
@@ -177,6 +186,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
                         "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
                         "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
+                        "grasp_turn_deg": float(np.median([r["grasp_turn_deg"] for r in rs
+                                                           if r["grasp_turn_deg"] is not None])) if grasps else None,
                         "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
                         "scores": median_scores(rs), "failed_scores": median_scores([r for r in rs if not r["success"]]),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})

@@ -100,8 +100,8 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
 
 
 def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Where the end effector was (x, y, z) when the gripper was first commanded shut after being open,
-    and where when it was next commanded open (None if it never was); None if it never shut after being
+    """The end effector's pose (x, y, z, yaw) when the gripper was first commanded shut after being open,
+    and when it was next commanded open (None if it never was); None if it never shut after being
     open (it never closed, or it held its tool from the start, as in writing)."""
     closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED       # action: x, y, z, yaw, grip
     opened = np.flatnonzero(~closed)
@@ -111,7 +111,7 @@ def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] |
     if not len(shut):
         return None
     states, reopened = np.asarray(states), shut[0] + np.flatnonzero(~closed[shut[0]:])
-    return states[shut[0], :3].copy(), states[reopened[0], :3].copy() if len(reopened) else None
+    return states[shut[0], :4].copy(), states[reopened[0], :4].copy() if len(reopened) else None
 
 
 def first_grasp(states, actions) -> np.ndarray | None:

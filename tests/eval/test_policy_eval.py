@@ -1,7 +1,7 @@
 """Closed-loop episodes: one scene per seed, or one scenario with the policy's noise drawn per episode."""
 import numpy as np
 
-from a2g_core.eval.policy_eval import evaluate, grasp_at_place, load_policy, run_episode
+from a2g_core.eval.policy_eval import evaluate, grasp_at_place, grasp_turn_deg, load_policy, run_episode
 from a2g_core.sim import make_env
 from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
 
@@ -27,10 +27,18 @@ def test_a_scenario_keeps_the_scene_and_draws_the_noise(tiny_policy_dir):
 def test_first_grasp_is_where_the_gripper_first_shuts_after_being_open():
     states = np.arange(6 * 5, dtype=np.float32).reshape(6, 5)
     grip = lambda *g: np.array([[0, 0, 0, 0, x] for x in g], np.float32)
-    np.testing.assert_array_equal(first_grasp(states, grip(0, 0, 1, 1, 0)), states[2, :3])
+    np.testing.assert_array_equal(first_grasp(states, grip(0, 0, 1, 1, 0)), states[2, :4])   # x, y, z, yaw
     assert first_grasp(states, grip(0, 0, 0, 0, 0)) is None          # never shut
     assert first_grasp(states, grip(1, 1, 1, 1, 1)) is None          # holding a tool from the start (writing)
-    np.testing.assert_array_equal(first_grasp(states, grip(1, 0, 0, 1, 1)), states[3, :3])
+    np.testing.assert_array_equal(first_grasp(states, grip(1, 0, 0, 1, 1)), states[3, :4])
+
+
+def test_a_grasp_turn_is_the_wrist_yaw_off_the_expert_s_modulo_a_half_turn():
+    at = lambda yaw: np.array([0.0, 0.0, 0.04, yaw])
+    assert grasp_turn_deg(at(0.1), at(0.1 + np.pi)) < 1e-9             # the fingers are alike: the same grip
+    assert abs(grasp_turn_deg(at(0.0), at(np.pi / 2)) - 90) < 1e-9      # across against along
+    assert abs(grasp_turn_deg(at(-1.5), at(1.5)) - np.degrees(np.pi - 3.0)) < 1e-9   # the near way round
+    assert abs(grasp_turn_deg(at(0.2), at(-0.2)) - np.degrees(0.4)) < 1e-9
 
 
 def test_a_grasp_at_the_place_is_near_where_the_expert_lets_go():
