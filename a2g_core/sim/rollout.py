@@ -54,8 +54,9 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board), and
     lifts the cap while the commanded height is at least ``Task.dart_free_z``. The wrist's yaw is
     perturbed only where the task asks (``Task.dart_yaw``, radians, from a draw of its own so the
-    position's stays the same) and only while the gripper is commanded open: the way back to the
-    heading the expert grasps at."""
+    position's stays the same), while the gripper is commanded open or the commanded height is at
+    least ``Task.dart_free_z`` (the way back to the heading the expert grasps at, and to the one it
+    turns the held object to), and elsewhere decays at the same correlation, without jumps."""
     obs, info = env.reset(seed=seed, options=options)
     rng = np.random.default_rng([seed, 0xDA27])
     offset, yaw_rng, yaw_offset = np.zeros(3), np.random.default_rng([seed, 0xDA27, 3]), 0.0
@@ -78,9 +79,10 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
         if noise > 0 and success_step is None:
             offset = NOISE_CORRELATION * offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * rng.standard_normal(3)
             executed[:3] += offset * (free if a[2] >= env.task.dart_free_z else capped)
-            yaw_offset = NOISE_CORRELATION * yaw_offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * yaw_rng.standard_normal()
-            if a[4] <= GRIP_CLOSED:
-                executed[3] += env.task.dart_yaw * yaw_offset
+            kick = yaw_rng.standard_normal()       # drawn every step: the draws do not depend on the phases
+            free_yaw = a[4] <= GRIP_CLOSED or a[2] >= env.task.dart_free_z
+            yaw_offset = NOISE_CORRELATION * yaw_offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * kick * free_yaw
+            executed[3] += env.task.dart_yaw * yaw_offset
         obs, _, _, truncated, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])

@@ -78,7 +78,8 @@ class Task:
     # What DART noise (``run_expert``) the expert still succeeds under: the perturbed axes of the
     # end-effector position, a cap on the std in metres, and the commanded height at and above which
     # the arm is clear of every object, so the cap is lifted there (the approach keeps the full noise);
-    # and the std in radians of the wrist's yaw while the gripper is open (0: never perturbed).
+    # and the std in radians of the wrist's yaw while the gripper is open or the arm is at least that
+    # high (0: never perturbed).
     dart_dims: tuple[int, ...] = (0, 1, 2)
     dart_max = float("inf")
     dart_free_z = float("inf")
@@ -240,7 +241,8 @@ class PickDualBottles(Task):
 class PlaceShoe(Task):
     name = "place_shoe"
     max_steps = 240
-    dart_yaw = 0.3              # its policies went to the shoe but not to the heading it lies at
+    dart_yaw = 0.3              # its policies went to the shoe but not to the heading it lies at,
+    dart_free_z = SAFE_Z        # nor turned it to the mat's on the carry (lifted clear: the yaw too)
 
     def layout(self, rng, hard, options):
         L, W, H = (0.06, 0.024, 0.018) if not hard else (rng.choice([0.052, 0.068]), rng.choice([0.021, 0.028]), 0.02)
@@ -277,8 +279,8 @@ class PlaceShoe(Task):
         elif grip_yaw < -np.pi / 2:
             grip_yaw += np.pi
         yield from mo.pick("shoe", self.grasp_z(prm["height"]), grip_yaw)
-        turn = wrap(prm["goal_yaw"] - env.body_yaw("shoe"))
-        yield from mo.place("shoe", prm["target"], 0.0, yaw=grip_yaw + turn)
+        turn = wrap(prm["goal_yaw"] - env.body_yaw("shoe"))      # from where the wrist is (DART may turn it)
+        yield from mo.place("shoe", prm["target"], 0.0, yaw=float(env.proprio()[3]) + turn)
         yield from mo.move(S.HOME[:3], yaw=0.0)
 
 
