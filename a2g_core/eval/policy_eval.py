@@ -28,7 +28,8 @@ def grasp_turn_deg(grasp, taken) -> float:
     """How far (degrees, 0–90) a first grasp's wrist yaw is from the expert's (``grasp``, ``taken``: poses
     x, y, z, yaw), modulo a half turn: the two fingers are alike, so a grip turned 180° is the same grip.
     place_shoe's expert closes across the shoe's width; a grasp 90° off closes along its length."""
-    return float(np.degrees(abs((grasp[3] - taken[3] + np.pi / 2) % np.pi - np.pi / 2)))
+    from a2g_core.sim.expert import wrap
+    return float(np.degrees(abs(wrap(grasp[3] - taken[3], np.pi))))
 
 
 def grasp_at_place(grasp, taken, let_go) -> bool:
@@ -112,8 +113,9 @@ def _episode_job(job) -> dict:
     out.update(task=task, mode=mode, expert_success=ok)
     taken, let_go = expert_grasp(task, mode, seed, res, words) or (None, None)
     grasp = out["grasp"]
-    out["grasp_error_cm"] = None if taken is None or grasp is None else _cm(grasp[:3], taken[:3])
-    out["grasp_turn_deg"] = None if taken is None or grasp is None else grasp_turn_deg(grasp, taken)
+    both = taken is not None and grasp is not None
+    out["grasp_error_cm"] = _cm(grasp[:3], taken[:3]) if both else None
+    out["grasp_turn_deg"] = grasp_turn_deg(grasp, taken) if both else None
     out["grasp_at_place"] = None if let_go is None or grasp is None else grasp_at_place(grasp, taken, let_go)
     out["info"] = {k: v for k, v in _WORKER_CACHE[key].scene.public.items()}
     return out
@@ -181,13 +183,13 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     for (task, mode), rs in results.items():
         k = sum(r["success"] for r in rs)
         lo, hi = wilson(k, len(rs))
-        grasps = [r["grasp_error_cm"] for r in rs if r["grasp_error_cm"] is not None]
+        gripped = [r for r in rs if r["grasp_error_cm"] is not None]
         reports.append({"task": task, "mode": mode, "episodes": len(rs), "execute": execute, "max_steps": max_steps,
                         "success": k / len(rs), "ci95": [lo, hi],
                         "mean_steps": float(np.mean([r["steps"] for r in rs])),
-                        "grasps": len(grasps), "grasp_error_cm": float(np.median(grasps)) if grasps else None,
-                        "grasp_turn_deg": float(np.median([r["grasp_turn_deg"] for r in rs
-                                                           if r["grasp_turn_deg"] is not None])) if grasps else None,
+                        "grasps": len(gripped),
+                        **{k: float(np.median([r[k] for r in gripped])) if gripped else None
+                           for k in ("grasp_error_cm", "grasp_turn_deg")},
                         "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
                         "scores": median_scores(rs), "failed_scores": median_scores([r for r in rs if not r["success"]]),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})

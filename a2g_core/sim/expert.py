@@ -16,8 +16,10 @@ SPEED = 0.016          # m per control step (0.32 m/s)
 YAW_SPEED = 0.2        # rad per control step
 
 
-def wrap(a: float) -> float:
-    return float((a + np.pi) % (2 * np.pi) - np.pi)
+def wrap(a: float, period: float = 2 * np.pi) -> float:
+    """``a`` moved by whole periods into [-period/2, period/2): an angle's nearest way round (a half
+    turn's period for a two-finger grip, a quarter's for a square peg)."""
+    return float((a + period / 2) % period - period / 2)
 
 
 class Motion:

@@ -273,11 +273,7 @@ class PlaceShoe(Task):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
         yaw = env.body_yaw("shoe")
-        grip_yaw = wrap(yaw + np.pi / 2)                 # close the fingers across the shoe's width
-        if grip_yaw > np.pi / 2:
-            grip_yaw -= np.pi
-        elif grip_yaw < -np.pi / 2:
-            grip_yaw += np.pi
+        grip_yaw = wrap(yaw + np.pi / 2, np.pi)          # close the fingers across the shoe's width
         yield from mo.pick("shoe", self.grasp_z(prm["height"]), grip_yaw)
         turn = wrap(prm["goal_yaw"] - env.body_yaw("shoe"))      # from where the wrist is (DART may turn it)
         yield from mo.place("shoe", prm["target"], 0.0, yaw=float(env.proprio()[3]) + turn)
@@ -327,7 +323,7 @@ class PlugIn(Task):
         safe = max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
         yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe)
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
-        turn = (turn + np.pi / 4) % (np.pi / 2) - np.pi / 4      # a square peg fits every quarter turn
+        turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
                             yaw=mo.sp[3] + turn, safe_z=safe)
         yield from mo.move(S.HOME[:3])
@@ -383,12 +379,12 @@ class Plating(Task):
         prm = env.scene.params
         for i in range(prm["n"]):
             yaw = wrap(env.body_yaw(f"dessert{i}"))
-            yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4       # boxes: grip across a face
+            yaw = wrap(yaw, np.pi / 2)       # boxes: grip across a face
             # keep the fingers narrow, and radial to the plate when placing, to miss placed neighbours
             narrow = 1.0 - (prm["widths"][i] + 0.03) / (2 * S.FINGER_MAX)
             d = prm["slots"][i] - prm["plate"]
-            radial = (np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi - np.pi / 2
-            turn = (radial - yaw + np.pi / 2) % np.pi - np.pi / 2
+            radial = wrap(np.arctan2(d[1], d[0]), np.pi)
+            turn = wrap(radial - yaw, np.pi)
             yield from mo.pick(f"dessert{i}", self.grasp_z(prm["heights"][i]), yaw, open_to=narrow)
             yield from mo.place(f"dessert{i}", prm["slots"][i], self.PLATE_TOP, yaw=yaw + turn, safe_z=0.12,
                                 release=narrow)
