@@ -168,7 +168,8 @@ def cmd_train(args) -> int:
                             tasks=_split(args.task, TASKS, "task") if args.task else None,
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
                             cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain,
-                            renormalize=args.renormalize, execute=args.execute)
+                            renormalize=args.renormalize, execute=args.execute,
+                            keypoint_shapes=args.keypoint_shapes)
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
@@ -628,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 1: the action expert's keypoint maps read the current frame beside the goal (and the "
                         "goal beside the current), so they can find what has to move rather than everything that "
                         "looks like it (default: each frame alone)")
+    t.add_argument("--keypoint-shapes", action="store_true",
+                   help="the action expert also reads each keypoint map's shape (which way an elongated thing lies, "
+                        "mod a half turn, and how spread it is); added to a policy loaded with --init at zero weight, "
+                        "so it acts as before until training uses them (default: positions only, or the --init "
+                        "policy's own)")
     t.add_argument("--fixed-horizon", action="store_true",
                    help="stages 1-2 with --init: train a policy that was trained on the steps left to the goal on "
                         "control's K from now on (the presets do from the start)")

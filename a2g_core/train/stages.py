@@ -97,7 +97,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  preset: str | Act2GoalConfig = "tiny",
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
-                 retrain: dict | None = None, renormalize: bool = False, execute: int | None = None):
+                 retrain: dict | None = None, renormalize: bool = False, execute: int | None = None,
+                 keypoint_shapes: bool = False):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces training-only settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``fixed_horizon``: the
@@ -105,7 +106,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     its state and action statistics unless ``renormalize`` refits them to this data; data where a dim varies
     far more than they allow (hard plug_in turns its peg, easy never does) is refused. ``execute``
     sets the E the saved policy runs with (training never reads it; default: the preset's or the
-    ``init`` policy's)."""
+    ``init`` policy's). ``keypoint_shapes`` has the action expert read its keypoint maps' shapes too, from
+    a new input layer at zero weight (an ``init`` policy acts as before until training uses them)."""
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
@@ -131,6 +133,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         policy = build_policy(preset, vae_dir, variant, profile, resolution=store.resolution)
     if execute is not None:
         policy.set_execute(execute)
+    if keypoint_shapes:
+        policy.expert.add_keypoint_shapes()
     if sorted(store.views) != sorted(policy.config.views):
         raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
     if store.resolution != policy.config.resolution:

@@ -44,6 +44,12 @@ class Act2GoalConfig(ConfigBase):
     # the coaster it must go on (measured: half the place_empty_cup failures of a policy trained on easy + hard
     # data shut the gripper on the coaster, docs/model-runs.md, the eighteenth session)
     keypoint_contrast: bool = False
+    # each heat map also gives its spread's shape: the anisotropy (σxx − σyy, 2σxy) / (σxx + σyy), whose angle
+    # is twice an elongated blob's heading (mod π: a mat, a shoe), and the spread's size. A map's mean says where
+    # a thing is, never which way it lies: place_shoe's policies gripped the shoe 7° off the expert's way yet set it
+    # on the mat as if they never saw the mat's heading (turn gain +0.02, docs/model-runs.md, thirty-fourth session).
+    # ``train --init … --keypoint-shapes`` adds them to a trained policy, at zero weight, so it acts as before
+    keypoint_shapes: bool = False
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8

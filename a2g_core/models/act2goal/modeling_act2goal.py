@@ -162,6 +162,8 @@ class ActionExpert(nn.Module):
             self.keypoint_maps = _keypoint_maps(config.latent_channels * (1 + config.keypoint_contrast), k,
                                                 config.keypoint_hidden)
             self.keypoint_in = nn.Linear(2 * len(config.views) * k * 2, d)      # (current, goal) × views × k × (x, y)
+            if config.keypoint_shapes:
+                self._add_shape_input()
         self.pos = nn.Parameter(torch.randn(1 + (k > 0) + h, d) * 0.02)
         self.offset_embed = TimestepEmbedding(d, d)
         self.time = _TimeConditioning(d)
@@ -173,10 +175,26 @@ class ActionExpert(nn.Module):
         self.register_buffer("action_mean", torch.zeros(config.action_dim))
         self.register_buffer("action_std", torch.ones(config.action_dim))
 
+    def _add_shape_input(self) -> None:
+        """The keypoints' shapes enter through a layer of their own that starts at zero: added to a trained
+        expert, it acts as before until training finds a use for them."""
+        self.keypoint_shape_in = nn.Linear(2 * len(self.config.views) * self.config.keypoints * 3, self.config.expert_dim)
+        nn.init.zeros_(self.keypoint_shape_in.weight)
+        nn.init.zeros_(self.keypoint_shape_in.bias)
+
+    def add_keypoint_shapes(self) -> None:
+        """Read the keypoints' shapes from now on (``keypoint_shapes``), at zero weight."""
+        if not self.config.keypoints:
+            raise ValueError("This policy has no keypoints to read the shapes of.")
+        if not self.config.keypoint_shapes:
+            self.config.keypoint_shapes = True
+            self._add_shape_input()
+
     def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
         """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
         expected (x, y) in [-1, 1]; None when the config has none. With ``keypoint_contrast`` each
-        frame's maps read it channel-stacked with the other frame."""
+        frame's maps read it channel-stacked with the other frame. With ``keypoint_shapes`` each map's
+        (anisotropy x, anisotropy y, size) follow, (B, 2·V·k·3) more."""
         if not self.config.keypoints:
             return None
         if self.config.keypoint_contrast:
@@ -186,8 +204,15 @@ class ActionExpert(nn.Module):
         heat = self.keypoint_maps(z.reshape(-1, c, h, w)).flatten(-2).softmax(-1)       # (B·2·V, k, h·w)
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=z.device), torch.linspace(-1, 1, w, device=z.device),
                                 indexing="ij")
-        coords = torch.stack([heat @ xs.reshape(-1), heat @ ys.reshape(-1)], dim=-1)   # (B·2·V, k, 2)
-        return coords.reshape(b, -1)
+        xs, ys = xs.reshape(-1), ys.reshape(-1)
+        mx, my = heat @ xs, heat @ ys
+        coords = torch.stack([mx, my], dim=-1)                                          # (B·2·V, k, 2)
+        if not self.config.keypoint_shapes:
+            return coords.reshape(b, -1)
+        vxx, vyy, vxy = heat @ (xs * xs) - mx ** 2, heat @ (ys * ys) - my ** 2, heat @ (xs * ys) - mx * my
+        spread = (vxx + vyy).clamp_min(1e-6)
+        shapes = torch.stack([(vxx - vyy) / spread, 2 * vxy / spread, spread.sqrt()], dim=-1)
+        return torch.cat([coords.reshape(b, -1), shapes.reshape(b, -1)], dim=1)
 
     def forward(self, actions: torch.Tensor, state: torch.Tensor, s: torch.Tensor, action_offsets: torch.Tensor,
                 wm_hidden: list[torch.Tensor], keypoints: torch.Tensor | None = None) -> torch.Tensor:
@@ -197,7 +222,11 @@ class ActionExpert(nn.Module):
         d = self.config.expert_dim
         cond = [self.state_in(state)[:, None]]
         if self.config.keypoints:
-            cond.append(self.keypoint_in(keypoints)[:, None])
+            n_xy = 2 * len(self.config.views) * self.config.keypoints * 2
+            kp = self.keypoint_in(keypoints[:, :n_xy])
+            if self.config.keypoint_shapes:
+                kp = kp + self.keypoint_shape_in(keypoints[:, n_xy:])
+            cond.append(kp[:, None])
         x = torch.cat([*cond, self.action_in(actions)], dim=1) + self.pos
         n = len(cond)
         offsets = torch.cat([action_offsets.new_zeros(b, n), action_offsets], dim=1).float()
