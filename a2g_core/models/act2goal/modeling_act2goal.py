@@ -178,7 +178,8 @@ class ActionExpert(nn.Module):
     def _add_shape_input(self) -> None:
         """The keypoints' shapes enter through a layer of their own that starts at zero: added to a trained
         expert, it acts as before until training finds a use for them."""
-        self.keypoint_shape_in = nn.Linear(2 * len(self.config.views) * self.config.keypoints * 3, self.config.expert_dim)
+        maps = self.keypoint_in.in_features // 2                      # (current, goal) × views × k, an (x, y) each
+        self.keypoint_shape_in = nn.Linear(maps * 3, self.config.expert_dim)
         nn.init.zeros_(self.keypoint_shape_in.weight)
         nn.init.zeros_(self.keypoint_shape_in.bias)
 
@@ -222,7 +223,7 @@ class ActionExpert(nn.Module):
         d = self.config.expert_dim
         cond = [self.state_in(state)[:, None]]
         if self.config.keypoints:
-            n_xy = 2 * len(self.config.views) * self.config.keypoints * 2
+            n_xy = self.keypoint_in.in_features
             kp = self.keypoint_in(keypoints[:, :n_xy])
             if self.config.keypoint_shapes:
                 kp = kp + self.keypoint_shape_in(keypoints[:, n_xy:])
