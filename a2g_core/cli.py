@@ -216,6 +216,12 @@ def cmd_diagnose(args) -> int:
                   f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"
                   f"  per cm the place it goes moves (the expert's first release): policy "
                   f"{r['target_gain']:+.2f} cm, expert {r['expert_target_gain']:+.2f} cm")
+        if args.after_grasp is not None:
+            c = diagnose.scene_reading(policy, scene[: args.scene_episodes], after_grasp=args.after_grasp)
+            print(f"\n## the carry, {args.after_grasp} steps after the expert's grasp, over {c['episodes']} episodes: "
+                  f"heading after {c['steps']} actions\n  policy {c['policy_turn_deg']:.1f} deg off, mean turn "
+                  f"{c['mean_turn_deg']:.1f} deg off" + ("" if c["turn_gain"] is None else
+                  f"; the policy turns {c['turn_gain']:+.2f} deg per degree the expert turns"))
         swap = diagnose.images_or_pose(policy, scene[: args.scene_episodes], args.swap_step)
         if swap["image_gain"] is not None:
             print(f"\n## images or pose at step {args.swap_step}, over {swap['episodes']} episodes: one episode's "
@@ -726,6 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--scene-data", type=Path, default=None,
                     help="dataset for the scene-reading test (default --data; expert episodes of unseen seeds, "
                          "e.g. gen-data --seed-start 10000, measure how the policy reads scenes it was not trained on)")
+    dg.add_argument("--after-grasp", type=int, default=None, metavar="N",
+                    help="also run the scene reading's heading test N steps after the expert first shuts the gripper: "
+                         "does the carry turn the object as the goal asks? (default: not run)")
     dg.set_defaults(func=cmd_diagnose)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",

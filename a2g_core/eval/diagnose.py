@@ -110,7 +110,7 @@ MIN_EPISODES_FOR_GAIN = 6    # a gain over fewer scenes says little
 MIN_TURN_DEG = 1.0           # expert turns that differ by less say nothing of the heading
 
 
-def scene_reading(policy, episodes, t: int = 0) -> dict:
+def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None) -> dict:
     """Over ``episodes`` (stored expert episodes): the x-y distance (cm) between the end of the
     policy's predicted chunk from step ``t`` and the expert's pose after as many actions, the
     distance of the expert's moves from their own mean (what a policy that ignores the scene gets),
@@ -120,11 +120,20 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
     fewer than ``MIN_EPISODES_FOR_GAIN`` episodes that grasp and release. The same for the wrist's
     heading after those actions (degrees): the policy's error (``policy_turn_deg``), the expert's
     turns' distance from their mean turn (``mean_turn_deg``), and how far the policy turns per degree
-    the expert turns (``turn_gain``; None where the expert's turns hardly differ)."""
+    the expert turns (``turn_gain``; None where the expert's turns hardly differ).
+
+    With ``after_grasp`` each episode's chunk starts that many steps after the expert first shuts the
+    gripper (``grasp_steps``) instead of at ``t``, and episodes without a grasp are left out: the carry,
+    where place_shoe's expert turns the shoe to the mat's heading."""
+    from a2g_core.sim.rollout import grasp_steps
     p = policy.config.msth.P
     errs, moves, followed, turns = [], [], [], []
     for ep in episodes:
         states, actions = ep.lowdim()
+        if after_grasp is not None:
+            if (steps := grasp_steps(actions)) is None:
+                continue
+            t = steps[0] + after_grasp
         if t + p > len(actions):
             continue
         pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
@@ -134,7 +143,8 @@ def scene_reading(policy, episodes, t: int = 0) -> dict:
         if (places := _object_and_target(states, actions)) is not None:
             followed.append((pred[p - 1, :2] - states[t, :2], moves[-1], *places))
     if not errs:
-        raise ValueError(f"No episode is longer than {t + p} actions.")
+        where = f"{after_grasp} steps after its grasp" if after_grasp is not None else f"at step {t}"
+        raise ValueError(f"No episode has {p} more actions {where}.")
     moves = np.array(moves)
     gains = dict.fromkeys(["object_gain", "target_gain", "expert_object_gain", "expert_target_gain"])
     if len(followed) >= MIN_EPISODES_FOR_GAIN:

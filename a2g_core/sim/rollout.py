@@ -101,10 +101,10 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 
 
-def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The end effector's pose (x, y, z, yaw) when the gripper was first commanded shut after being open,
-    and when it was next commanded open (None if it never was); None if it never shut after being
-    open (it never closed, or it held its tool from the start, as in writing)."""
+def grasp_steps(actions) -> tuple[int, int | None] | None:
+    """The step at which the gripper was first commanded shut after being open, and the step it was next
+    commanded open (None if it never was); None if it never shut after being open (it never closed, or it
+    held its tool from the start, as in writing)."""
     closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED       # action: x, y, z, yaw, grip
     opened = np.flatnonzero(~closed)
     if not len(opened):
@@ -112,8 +112,17 @@ def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] |
     shut = opened[0] + np.flatnonzero(closed[opened[0]:])
     if not len(shut):
         return None
-    states, reopened = np.asarray(states), shut[0] + np.flatnonzero(~closed[shut[0]:])
-    return states[shut[0], :4].copy(), states[reopened[0], :4].copy() if len(reopened) else None
+    reopened = shut[0] + np.flatnonzero(~closed[shut[0]:])
+    return int(shut[0]), int(reopened[0]) if len(reopened) else None
+
+
+def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The end effector's pose (x, y, z, yaw) at the two steps of ``grasp_steps``, or None where it has none."""
+    steps = grasp_steps(actions)
+    if steps is None:
+        return None
+    states, (shut, reopened) = np.asarray(states), steps
+    return states[shut, :4].copy(), None if reopened is None else states[reopened, :4].copy()
 
 
 def first_grasp(states, actions) -> np.ndarray | None:

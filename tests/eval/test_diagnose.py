@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from a2g_core.cli import main
@@ -8,6 +9,8 @@ from a2g_core.data.episodes import EpisodeStore
 from a2g_core.data.generate import generate
 from a2g_core.eval import diagnose
 from a2g_core.eval.policy_eval import load_policy
+from a2g_core.sim.expert import wrap
+from a2g_core.sim.rollout import grasp_steps
 
 
 def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
@@ -37,12 +40,20 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     turns = [np.degrees(e.lowdim()[1][p - 1, 3] - e.lowdim()[0][0, 3]) for e in (ep, other)]
     assert np.isclose(scene["mean_turn_deg"], abs(turns[0] - turns[1]) / 2, rtol=1e-4)   # the shoe's heading
     assert scene["policy_turn_deg"] > 0 and scene["turn_gain"] is not None
+    carry = diagnose.scene_reading(policy, [ep, other], after_grasp=12)        # the chunks start on the carry
+    starts = [grasp_steps(e.lowdim()[1])[0] + 12 for e in (ep, other)]
+    turns = [np.degrees(wrap(e.lowdim()[1][t + p - 1, 3] - e.lowdim()[0][t, 3])) for e, t in zip((ep, other), starts)]
+    assert np.isclose(carry["mean_turn_deg"], abs(turns[0] - turns[1]) / 2, rtol=1e-4)
+    assert carry["episodes"] == 2 and not np.isclose(carry["mean_turn_deg"], scene["mean_turn_deg"])
+    with pytest.raises(ValueError, match=f"No episode has {p} more actions 1000 steps after its grasp"):
+        diagnose.scene_reading(policy, [ep, other], after_grasp=1000)
 
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
-                 "--every", "20", "--no-rollout"]) == 0
+                 "--every", "20", "--no-rollout", "--after-grasp", "12"]) == 0
     text = capsys.readouterr().out
     assert "## open loop on place_shoe-easy-000000" in text and "proprio sensitivity at t=8" in text
     assert "## scene reading over 2 episodes" in text and "mean move:" in text and "mean turn" in text
+    assert "## the carry, 12 steps after the expert's grasp, over 2 episodes" in text
     generate(tmp_path / "unseen", tasks=["place_shoe"], modes=["easy"], episodes=1, seed_start=10000, resolution=64)
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout", "--scene-data", str(tmp_path / "unseen")]) == 0
@@ -68,9 +79,10 @@ def test_which_place_the_first_moves_follow():
     actions = np.zeros((9, 5))
     actions[3:6, 4] = 1.0                                                     # shut at step 3, open again at 6
     grasp, release = diagnose._object_and_target(states, actions)
-    assert grasp[0] == 3 and release[0] == 6
+    assert grasp[0] == 3 and release[0] == 6 and grasp_steps(actions) == (3, 6)
     assert diagnose._object_and_target(states, np.zeros((9, 5))) is None
     actions[6:, 4] = 1.0                                                      # shut at 3 and never open again
+    assert grasp_steps(actions) == (3, None)
     assert diagnose._object_and_target(states, actions) is None
 
 
