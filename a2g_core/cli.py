@@ -177,6 +177,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _heading(r: dict) -> str:
+    """The wrist-heading figures of a ``diagnose.scene_reading`` result, in one line."""
+    return (f"policy {r['policy_turn_deg']:.1f} deg off, mean turn {r['mean_turn_deg']:.1f} deg off"
+            + ("" if r["turn_gain"] is None else f"; the policy turns {r['turn_gain']:+.2f} deg per degree the expert turns"))
+
+
 def cmd_diagnose(args) -> int:
     import numpy as np
     from a2g_core.data.episodes import EpisodeStore, episode_name
@@ -209,8 +215,7 @@ def cmd_diagnose(args) -> int:
         print(f"\n## scene reading over {r['episodes']} episodes of {args.scene_data or args.data}: "
               f"x-y error after the first {r['steps']} actions")
         print(f"      policy: {r['policy_cm']:.1f} cm\n   mean move: {r['mean_move_cm']:.1f} cm (what ignoring the scene gets)")
-        print(f"  heading: policy {r['policy_turn_deg']:.1f} deg off, mean turn {r['mean_turn_deg']:.1f} deg off"
-              + ("" if r["turn_gain"] is None else f"; the policy turns {r['turn_gain']:+.2f} deg per degree the expert turns"))
+        print(f"  heading: {_heading(r)}")
         if r["object_gain"] is not None:
             print(f"  first move per cm the object's place moves (the expert's first grasp): policy "
                   f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"
@@ -219,9 +224,7 @@ def cmd_diagnose(args) -> int:
         if args.after_grasp is not None:
             c = diagnose.scene_reading(policy, scene[: args.scene_episodes], after_grasp=args.after_grasp)
             print(f"\n## the carry, {args.after_grasp} steps after the expert's grasp, over {c['episodes']} episodes: "
-                  f"heading after {c['steps']} actions\n  policy {c['policy_turn_deg']:.1f} deg off, mean turn "
-                  f"{c['mean_turn_deg']:.1f} deg off" + ("" if c["turn_gain"] is None else
-                  f"; the policy turns {c['turn_gain']:+.2f} deg per degree the expert turns"))
+                  f"heading after {c['steps']} actions\n  {_heading(c)}")
         swap = diagnose.images_or_pose(policy, scene[: args.scene_episodes], args.swap_step)
         if swap["image_gain"] is not None:
             print(f"\n## images or pose at step {args.swap_step}, over {swap['episodes']} episodes: one episode's "
