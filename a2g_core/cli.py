@@ -155,7 +155,9 @@ def cmd_train(args) -> int:
             raise ValueError("--renormalize is for a policy loaded with --init; a new one fits its statistics to its data.")
         preset = args.preset        # an unknown name is refused by train_policy
         noise_dims = tuple(_ints(args.state_noise_dims, "--state-noise-dims")) if args.state_noise_dims else None
+        relative = tuple(_ints(args.relative_dims, "--relative-dims")) if args.relative_dims is not None else None
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
+                                     ("relative_dims", relative),
                                      ("early_windows", args.early_windows),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
@@ -630,6 +632,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--state-noise-dims", default=None,
                    help="comma-separated state dims that --state-noise goes on (default all; the tabletop's "
                         "state is x,y,z,yaw,grip, so 0,1,2,3 spares the gripper's opening)")
+    t.add_argument("--relative-dims", default=None,
+                   help="comma-separated action dims predicted as offsets from the same state dim, the others "
+                        "absolute (default: the preset's 0,1,2,3, the tabletop's x,y,z,yaw; '' makes all absolute; "
+                        "changing a policy loaded with --init needs --renormalize)")
     t.add_argument("--early-windows", type=float, default=None,
                    help="the fraction of training windows that start within an episode's first P steps, "
                         "where the arm is still at the shared home pose and only the images say where to go "

@@ -1,7 +1,9 @@
-"""Can a representation of the first frame locate the object the expert grasps first?
+"""Can a representation of the first frame locate the object the expert grasps first, or say which way it sets it down?
 
 Three probes, each trained on the first frames of a dataset's episodes and scored on the episodes of
-another (unseen seeds): where the expert's gripper first closes (x-y, cm), read
+another (unseen seeds): where the expert's gripper first closes (``--target grasp``: x-y, cm), or the wrist's
+yaw where it first opens again (``--target release-yaw``: modulo a half turn, as the fingers are alike, degrees;
+on place_shoe the mat's axis turned by 90°), read
 
 - from the policy's own keypoint token (a ridge regression: what the action expert is given),
 - from the policy's standardised head-view latents by a small probe network (3×3 convolutions and a
@@ -29,7 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2g_core.data.episodes import EpisodeStore  # noqa: E402
 from a2g_core.eval.policy_eval import load_policy  # noqa: E402
-from a2g_core.sim.rollout import first_grasp  # noqa: E402
+from a2g_core.sim.rollout import first_grasp, grasp_steps  # noqa: E402
 
 
 def first_grasp_xy(episode) -> np.ndarray:
@@ -40,10 +42,34 @@ def first_grasp_xy(episode) -> np.ndarray:
     return grasp[:2]
 
 
+def release_yaw(episode) -> np.ndarray:
+    """The wrist yaw where the expert first reopens the gripper, as (cos 2θ, sin 2θ): the same for θ and θ + π."""
+    states, actions = episode.lowdim()
+    steps = grasp_steps(actions)
+    if steps is None or steps[1] is None:
+        raise ValueError(f"{episode.path.name} never grasps and releases: the probe needs a release.")
+    yaw = 2 * states[steps[1], 3]
+    return np.array([np.cos(yaw), np.sin(yaw)])
+
+
+def xy_error(pred, true) -> torch.Tensor:
+    """Per-episode distance in cm."""
+    return (pred - true).norm(dim=1) * 100
+
+
+def yaw_error(pred, true) -> torch.Tensor:
+    """Per-episode angle in degrees between two headings given as (cos 2θ, sin 2θ)."""
+    doubled = torch.atan2(pred[:, 1] * true[:, 0] - pred[:, 0] * true[:, 1], (pred * true).sum(1))
+    return doubled.abs().rad2deg() / 2
+
+
+TARGETS = {"grasp": (first_grasp_xy, xy_error, "cm"), "release-yaw": (release_yaw, yaw_error, "deg")}
+
+
 @torch.no_grad()
-def first_frames(policy, episodes, desc: str) -> dict[str, torch.Tensor]:
-    """Keypoint tokens, standardised head latents, head pixels and grasp x-y of each episode's step 0."""
-    out = {"keypoints": [], "latents": [], "pixels": [], "xy": []}
+def first_frames(policy, episodes, desc: str, target=first_grasp_xy) -> dict[str, torch.Tensor]:
+    """Keypoint tokens, standardised head latents, head pixels of each episode's step 0, and its target as "y"."""
+    out = {"keypoints": [], "latents": [], "pixels": [], "y": []}
     for ep in tqdm(episodes, desc=desc, leave=False):
         images = {v: np.asarray(ep.frames(v)[0]) for v in policy.config.views}
         z = policy.world_model.standardize(policy._encode(images))
@@ -51,18 +77,18 @@ def first_frames(policy, episodes, desc: str) -> dict[str, torch.Tensor]:
             out["keypoints"].append(policy.expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
         out["latents"].append(z[0, 0])
         out["pixels"].append(torch.tensor(images["head"]).permute(2, 0, 1).float() / 255)
-        out["xy"].append(torch.as_tensor(first_grasp_xy(ep), dtype=torch.float32))
+        out["y"].append(torch.as_tensor(target(ep), dtype=torch.float32))
     return {k: torch.stack(v) for k, v in out.items() if v}
 
 
-def ridge_error(x, y, x_test, y_test) -> float:
-    """Held-out error (cm) of the best ridge regression over a range of penalties."""
+def ridge_error(x, y, x_test, y_test, error=xy_error) -> float:
+    """Held-out mean error of the best ridge regression over a range of penalties."""
     mu, sd = x.mean(0), x.std(0) + 1e-6
     x, x_test = (x - mu) / sd, (x_test - mu) / sd
     best = float("inf")
     for lam in (0.1, 1, 10, 100, 1000):
         w = torch.linalg.solve(x.T @ x + lam * torch.eye(x.shape[1]), x.T @ (y - y.mean(0)))
-        best = min(best, ((x_test @ w + y.mean(0) - y_test).norm(dim=1).mean() * 100).item())
+        best = min(best, error(x_test @ w + y.mean(0), y_test).mean().item())
     return best
 
 
@@ -80,8 +106,8 @@ class SpatialSoftmaxProbe(nn.Module):
         return self.out(torch.cat([heat @ xs.reshape(-1), heat @ ys.reshape(-1)], -1))
 
 
-def probe_error(x, y, x_test, y_test, steps: int, seed: int = 0) -> float:
-    """Held-out error (cm) of a spatial-softmax probe trained on (x, y)."""
+def probe_error(x, y, x_test, y_test, steps: int, seed: int = 0, error=xy_error) -> float:
+    """Held-out mean error of a spatial-softmax probe trained on (x, y)."""
     torch.manual_seed(seed)
     mean, std = y.mean(0), y.std(0)
     probe = SpatialSoftmaxProbe(x.shape[1])
@@ -93,7 +119,7 @@ def probe_error(x, y, x_test, y_test, steps: int, seed: int = 0) -> float:
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return ((probe(x_test) * std + mean - y_test).norm(dim=1).mean() * 100).item()
+        return error(probe(x_test) * std + mean, y_test).mean().item()
 
 
 def main(argv=None) -> int:
@@ -102,6 +128,9 @@ def main(argv=None) -> int:
     ap.add_argument("--policy", required=True, help="policy folder (its VAE, standardisation and keypoints)")
     ap.add_argument("--task", required=True)
     ap.add_argument("--mode", default="easy", help="easy or hard (default easy)")
+    ap.add_argument("--target", choices=TARGETS, default="grasp",
+                    help="grasp: where the expert first shuts the gripper (default); release-yaw: the wrist's "
+                         "yaw where it first opens it again, modulo a half turn")
     ap.add_argument("--train", required=True, help="dataset the probes are fitted on")
     ap.add_argument("--test", required=True, help="dataset of unseen seeds the probes are scored on")
     ap.add_argument("--episodes", type=int, default=400, help="training episodes at most (default 400)")
@@ -112,16 +141,20 @@ def main(argv=None) -> int:
     for d, eps in zip((args.train, args.test), stores):
         if not eps:
             raise SystemExit(f"{d} has no successful {args.task}/{args.mode} episodes.")
-    tr, te = first_frames(policy, stores[0][: args.episodes], "train frames"), first_frames(policy, stores[1], "test frames")
-    rows = {"the training mean": ((tr["xy"].mean(0) - te["xy"]).norm(dim=1).mean() * 100).item()}
+    target, error, unit = TARGETS[args.target]
+    tr = first_frames(policy, stores[0][: args.episodes], "train frames", target)
+    te = first_frames(policy, stores[1], "test frames", target)
+    y, y_test = tr["y"], te["y"]
+    rows = {"the training mean": error(y.mean(0, keepdim=True).expand_as(y_test), y_test).mean().item()}
     if "keypoints" in tr:                     # policies without a keypoint token have nothing to probe there
-        rows["policy's keypoint token (ridge)"] = ridge_error(tr["keypoints"], tr["xy"], te["keypoints"], te["xy"])
-    rows["head latents (probe network)"] = probe_error(tr["latents"], tr["xy"], te["latents"], te["xy"], args.steps)
-    rows["head pixels (probe network)"] = probe_error(tr["pixels"], tr["xy"], te["pixels"], te["xy"], args.steps)
-    print(f"{args.task}/{args.mode}: first grasp x-y from the first frame, {len(tr['xy'])} training and "
-          f"{len(te['xy'])} unseen episodes, {args.policy}")
+        rows["policy's keypoint token (ridge)"] = ridge_error(tr["keypoints"], y, te["keypoints"], y_test, error)
+    rows["head latents (probe network)"] = probe_error(tr["latents"], y, te["latents"], y_test, args.steps, error=error)
+    rows["head pixels (probe network)"] = probe_error(tr["pixels"], y, te["pixels"], y_test, args.steps, error=error)
+    what = "first grasp x-y" if args.target == "grasp" else "yaw at the first release"
+    print(f"{args.task}/{args.mode}: {what} from the first frame, {len(y)} training and {len(y_test)} unseen "
+          f"episodes, {args.policy}")
     for name, err in rows.items():
-        print(f"  {name:34s} {err:5.1f} cm")
+        print(f"  {name:34s} {err:5.1f} {unit}")
     return 0
 
 

@@ -75,6 +75,22 @@ def test_init_refuses_data_beyond_its_statistics_unless_renormalized(run, tmp_pa
     assert refit.trained_on == [("place_empty_cup", "easy"), ("move_can_pot", "easy")]  # newest first: the lab opens there
 
 
+def test_init_changes_its_relative_dims_only_with_renormalized_actions(run, tmp_path):
+    absolute_y = {"relative_dims": (0, 2, 3)}          # (place_empty_cup's yaw never turns: y shows the change)
+    with pytest.raises(ValueError, match="relative dims; changing them needs --renormalize"):
+        train_policy(run / "data", tmp_path / "a", STEPS, stage=2, init=run / "s1" / "final", retrain=absolute_y)
+    train_policy(run / "data", tmp_path / "b", STEPS, stage=2, init=run / "s1" / "final", retrain=absolute_y,
+                 renormalize=True)
+    s1, refit = (Act2GoalPolicy.from_pretrained(p) for p in (run / "s1" / "final", tmp_path / "b" / "final"))
+    assert refit.config.relative_dims == (0, 2, 3)                           # saved with it
+    ys = np.concatenate([e.lowdim()[1][:, 1] for e in EpisodeStore(run / "data")])
+    assert refit.expert.action_std[1].item() == pytest.approx(ys.std(), rel=0.1)        # y's spread: the actions' own
+    assert s1.expert.action_std[1].item() < 0.7 * ys.std()                              # where it was the offsets'
+    state = torch.zeros(1, 5)
+    state[0, 1] = 1.0                                                        # and the env action is no longer offset by it
+    assert refit._from_model(torch.zeros(1, 1, 5), state)[0, 0, 1] == refit.expert.action_mean[1]
+
+
 def test_eval_notes_a_task_the_policy_was_not_trained_on_and_a_shortened_episode(run, capsys):
     from a2g_core.cli import main
     args = ["eval", "--policy", str(run / "s2" / "final"), "--task", "place_empty_cup,plug_in", "--mode", "easy",
