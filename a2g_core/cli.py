@@ -223,10 +223,12 @@ def cmd_diagnose(args) -> int:
                   f"{r['object_gain']:+.2f} cm, expert {r['expert_object_gain']:+.2f} cm\n"
                   f"  per cm the place it goes moves (the expert's first release): policy "
                   f"{r['target_gain']:+.2f} cm, expert {r['expert_target_gain']:+.2f} cm")
-        if args.after_grasp is not None:
-            c = diagnose.scene_reading(policy, scene[: args.scene_episodes], after_grasp=args.after_grasp)
-            print(f"\n## the carry, {args.after_grasp} steps after the expert's grasp, over {c['episodes']} episodes: "
-                  f"heading after {c['steps']} actions\n  {_heading(c)}")
+        for key, n, where in (("after_grasp", args.after_grasp, "after the expert's grasp"),
+                              ("before_release", args.before_release, "before the expert's release")):
+            if n is not None:
+                c = diagnose.scene_reading(policy, scene[: args.scene_episodes], **{key: n})
+                print(f"\n## the carry, {n} steps {where}, over {c['episodes']} episodes: "
+                      f"heading after {c['steps']} actions\n  {_heading(c)}")
         swap = diagnose.images_or_pose(policy, scene[: args.scene_episodes], args.swap_step)
         if swap["image_gain"] is not None:
             print(f"\n## images or pose at step {args.swap_step}, over {swap['episodes']} episodes: one episode's "
@@ -744,6 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--after-grasp", type=int, default=None, metavar="N",
                     help="also run the scene reading's heading test N steps after the expert first shuts the gripper: "
                          "does the carry turn the object as the goal asks? (default: not run)")
+    dg.add_argument("--before-release", type=int, default=None, metavar="N",
+                    help="also run it N steps before the expert first opens the gripper again, where it holds the "
+                         "heading it sets the object down at: how far off does the policy turn it? (default: not run; "
+                         "N of at least P keeps the chunk before the release)")
     dg.set_defaults(func=cmd_diagnose)
 
     im = sub.add_parser("improve", help="self-improvement rounds: rollouts, hindsight relabelling, LoRA",

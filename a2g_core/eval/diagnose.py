@@ -112,7 +112,7 @@ MIN_EPISODES_FOR_GAIN = 6    # a gain over fewer scenes says little
 MIN_TURN_DEG = 1.0           # expert turns that differ by less say nothing of the heading
 
 
-def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None) -> dict:
+def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None, before_release: int | None = None) -> dict:
     """Over ``episodes`` (stored expert episodes): the x-y distance (cm) between the end of the
     policy's predicted chunk from step ``t`` and the expert's pose after as many actions, the
     distance of the expert's moves from their own mean (what a policy that ignores the scene gets),
@@ -126,16 +126,21 @@ def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None) 
 
     With ``after_grasp`` each episode's chunk starts that many steps after the expert first shuts the
     gripper (``grasp_steps``) instead of at ``t``, and episodes without a grasp are left out: the carry,
-    where place_shoe's expert turns the shoe to the mat's heading."""
+    where place_shoe's expert turns the shoe to the mat's heading. With ``before_release`` it starts that many
+    steps before the expert first opens it again (episodes without a release are left out): the carry's end,
+    where the expert holds the heading it sets the object down at, and a policy's turn is its misreading of it."""
     from a2g_core.sim.rollout import grasp_steps
+    if after_grasp is not None and before_release is not None:
+        raise ValueError("Start the chunks after the grasp or before the release, not both.")
     p = policy.config.msth.P
     errs, moves, followed, turns = [], [], [], []
     for ep in episodes:
         states, actions = ep.lowdim()
-        if after_grasp is not None:
-            if (steps := grasp_steps(actions)) is None:
+        if after_grasp is not None or before_release is not None:
+            steps = grasp_steps(actions)
+            if steps is None or (before_release is not None and steps[1] is None):
                 continue
-            t = steps[0] + after_grasp
+            t = steps[0] + after_grasp if after_grasp is not None else steps[1] - before_release
         if t + p > len(actions):
             continue
         pred = _chunk(policy, {v: np.asarray(ep.frames(v)[t]) for v in policy.config.views}, states[t], ep.goal(policy.config.goal_frame))
@@ -145,7 +150,8 @@ def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None) 
         if (places := _object_and_target(states, actions)) is not None:
             followed.append((pred[p - 1, :2] - states[t, :2], moves[-1], *places))
     if not errs:
-        where = f"{after_grasp} steps after its grasp" if after_grasp is not None else f"at step {t}"
+        where = (f"{after_grasp} steps after its grasp" if after_grasp is not None else
+                 f"{before_release} steps before its release" if before_release is not None else f"at step {t}")
         raise ValueError(f"No episode has {p} more actions {where}.")
     moves = np.array(moves)
     gains = dict.fromkeys(["object_gain", "target_gain", "expert_object_gain", "expert_target_gain"])

@@ -47,13 +47,20 @@ def test_diagnose_on_an_expert_episode(tiny_policy_dir, tmp_path, capsys):
     assert carry["episodes"] == 2 and not np.isclose(carry["mean_turn_deg"], scene["mean_turn_deg"])
     with pytest.raises(ValueError, match=f"No episode has {p} more actions 1000 steps after its grasp"):
         diagnose.scene_reading(policy, [ep, other], after_grasp=1000)
+    end = diagnose.scene_reading(policy, [ep, other], before_release=p)        # the carry's last P actions
+    starts = [grasp_steps(e.lowdim()[1])[1] - p for e in (ep, other)]
+    turns = [np.degrees(wrap(e.lowdim()[1][t + p - 1, 3] - e.lowdim()[0][t, 3])) for e, t in zip((ep, other), starts)]
+    assert np.isclose(end["mean_turn_deg"], abs(turns[0] - turns[1]) / 2, rtol=1e-4) and end["episodes"] == 2
+    with pytest.raises(ValueError, match="after the grasp or before the release, not both"):
+        diagnose.scene_reading(policy, [ep, other], after_grasp=12, before_release=p)
 
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
-                 "--every", "20", "--no-rollout", "--after-grasp", "12"]) == 0
+                 "--every", "20", "--no-rollout", "--after-grasp", "12", "--before-release", "16"]) == 0
     text = capsys.readouterr().out
     assert "## open loop on place_shoe-easy-000000" in text and "proprio sensitivity at t=8" in text
     assert "## scene reading over 2 episodes" in text and "mean move:" in text and "mean turn" in text
     assert "## the carry, 12 steps after the expert's grasp, over 2 episodes" in text
+    assert "## the carry, 16 steps before the expert's release, over 2 episodes" in text
     generate(tmp_path / "unseen", tasks=["place_shoe"], modes=["easy"], episodes=1, seed_start=10000, resolution=64)
     assert main(["diagnose", "--policy", str(tiny_policy_dir), "--data", str(tmp_path / "ds"), "--task", "place_shoe",
                  "--every", "20", "--no-rollout", "--scene-data", str(tmp_path / "unseen")]) == 0
