@@ -19,7 +19,9 @@
   the same way: place_shoe's policies went to the shoe (+0.83 cm per cm) but turned the wrist +0.05°
   per degree the expert turns to close across it. On the carry (``after_grasp``) they turned +0.10 to +0.19 per
   degree on their own training seeds and about 0 on unseen ones; fitted to 40 episodes, +0.95 on those and
-  +0.14 on unseen ones: they memorise the turn per scene.
+  +0.14 on unseen ones: they memorise the turn per scene. At the carry's end (``before_release``), where the
+  expert holds the heading it sets the shoe down at, a policy with the yaw absolute turns 27° off it on unseen
+  seeds (its reading of the mat's axis) and one with the yaw relative under 1° (it holds what it has).
 - **images or pose** (over many episodes): a few steps in, the images of one episode with the state
   of another. A policy that reads the scene follows the imaged object; a copycat of the pose follows
   the other episode's object, whose direction its pose already shows (measured: Act2Goal on plug_in).
