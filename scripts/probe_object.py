@@ -17,7 +17,7 @@ seeds, its keypoint positions to 22°, the training mean to 47° (the thirty-six
 
     python scripts/probe_object.py --policy sessions/runs/plug_in_s2/final --task plug_in \\
         --train sessions/data/plug_in_dart64 --test sessions/data/heldout64
-    python scripts/probe_object.py --policy sessions/runs/place_shoe_yaw3/final --task place_shoe \
+    python scripts/probe_object.py --policy sessions/runs/place_shoe_yaw3/final --task place_shoe \\
         --target release-yaw --train sessions/data/place_shoe_yaw64 --test sessions/data/place_shoe_unseen64
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a2g_core.data.episodes import EpisodeStore  # noqa: E402
 from a2g_core.eval.policy_eval import load_policy  # noqa: E402
-from a2g_core.sim.rollout import first_grasp, grasp_steps  # noqa: E402
+from a2g_core.sim.rollout import first_grasp, grasp_and_release  # noqa: E402
 
 
 def first_grasp_xy(episode) -> np.ndarray:
@@ -47,11 +47,10 @@ def first_grasp_xy(episode) -> np.ndarray:
 
 def release_yaw(episode) -> np.ndarray:
     """The wrist yaw where the expert first reopens the gripper, as (cos 2θ, sin 2θ): the same for θ and θ + π."""
-    states, actions = episode.lowdim()
-    steps = grasp_steps(actions)
-    if steps is None or steps[1] is None:
+    places = grasp_and_release(*episode.lowdim())
+    if places is None or places[1] is None:
         raise ValueError(f"{episode.path.name} never grasps and releases: the probe needs a release.")
-    yaw = 2 * states[steps[1], 3]
+    yaw = 2 * places[1][3]
     return np.array([np.cos(yaw), np.sin(yaw)])
 
 

@@ -135,6 +135,8 @@ def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None, 
     from a2g_core.sim.rollout import grasp_steps
     if after_grasp is not None and before_release is not None:
         raise ValueError("Start the chunks after the grasp or before the release, not both.")
+    where = (f"{after_grasp} steps after its grasp" if after_grasp is not None else
+             f"{before_release} steps before its release" if before_release is not None else f"at step {t}")
     p = policy.config.msth.P
     errs, moves, followed, turns = [], [], [], []
     for ep in episodes:
@@ -153,8 +155,6 @@ def scene_reading(policy, episodes, t: int = 0, after_grasp: int | None = None, 
         if (places := _object_and_target(states, actions)) is not None:
             followed.append((pred[p - 1, :2] - states[t, :2], moves[-1], *places))
     if not errs:
-        where = (f"{after_grasp} steps after its grasp" if after_grasp is not None else
-                 f"{before_release} steps before its release" if before_release is not None else f"at step {t}")
         raise ValueError(f"No episode has {p} more actions {where}.")
     moves = np.array(moves)
     gains = dict.fromkeys(["object_gain", "target_gain", "expert_object_gain", "expert_target_gain"])

@@ -118,8 +118,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          + ".")
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
-        if retrain and tuple(retrain.get("relative_dims", policy.config.relative_dims)) != tuple(policy.config.relative_dims) \
-                and not renormalize:
+        relative = (retrain or {}).get("relative_dims")
+        if relative is not None and tuple(relative) != tuple(policy.config.relative_dims) and not renormalize:
             raise ValueError("A policy's action statistics are of its relative dims; changing them needs --renormalize.")
         if retrain:
             checked = policy.config.with_(**retrain)            # validates the new values

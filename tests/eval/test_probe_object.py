@@ -1,10 +1,10 @@
 """scripts/probe_object.py end to end at toy size: for each target it fits its three readers and prints their errors."""
 import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 import torch
-from pathlib import Path
 
 from a2g_core.data.generate import generate
 from tests.conftest import _tiny_policy
