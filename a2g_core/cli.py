@@ -158,7 +158,7 @@ def cmd_train(args) -> int:
         relative = tuple(_ints(args.relative_dims, "--relative-dims")) if args.relative_dims is not None else None
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
                                      ("relative_dims", relative),
-                                     ("early_windows", args.early_windows),
+                                     ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
                                                    ("keypoint_contrast", args.keypoint_contrast)) if v}}
@@ -646,6 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stage 1: the action expert's keypoint maps read the current frame beside the goal (and the "
                         "goal beside the current), so they can find what has to move rather than everything that "
                         "looks like it (default: each frame alone)")
+    t.add_argument("--pose-loss", type=float, default=None,
+                   help="weight of an auxiliary loss that has a linear readout of the keypoint positions predict the "
+                        "state where the task is done, so the maps find what sets that pose (default 0: off, or the "
+                        "--init policy's own; needs keypoints)")
     t.add_argument("--keypoint-shapes", action="store_true",
                    help="the action expert also reads each keypoint map's shape (which way an elongated thing lies, "
                         "mod a half turn, and how spread it is); added to a policy loaded with --init at zero weight, "

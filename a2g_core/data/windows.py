@@ -40,6 +40,7 @@ class MSTHWindows:
         self.lengths = np.array([e.length for e in store])
         self.starts = np.array([e.steps_before_success for e in store])
         self.ends = np.array([goal_step(goal_frame, e.length, e.success_step) for e in store])
+        self.dones = np.array([goal_step("success", e.length, e.success_step) for e in store])
 
     def all_states(self) -> np.ndarray:
         return np.concatenate(self.states)
@@ -54,17 +55,20 @@ class MSTHWindows:
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
         """The window at step ``t`` of episode ``e``, its goal at the episode's goal step."""
-        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]), self.horizon)
+        return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]), self.horizon,
+                           done=int(self.dones[e]))
 
 
 def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,
-                t: int, end: int, horizon: int | None = None, supervise_past_end: bool = True) -> dict[str, np.ndarray]:
+                t: int, end: int, horizon: int | None = None, supervise_past_end: bool = True,
+                done: int | None = None) -> dict[str, np.ndarray]:
     """A training sample at step ``t`` whose goal is the frame at step ``end``: the MSTH targets
     (frames, actions) come from the steps between, the last one repeating past ``end``. The offsets
     are those of K = ``horizon`` (the policy's control K), or of the steps left to ``end`` when None.
     ``latents`` holds one (T+1, C, h, w) array per view. ``action_mask`` says which action targets
     the loss reads: all of them, or without ``supervise_past_end`` only the actions taken up to
-    ``end`` (nothing was taken after a relabelled goal, so nothing there is a target)."""
+    ``end`` (nothing was taken after a relabelled goal, so nothing there is a target). ``done_state`` is the
+    state at step ``done``, where the task is done (default ``end``): the target of the pose readout."""
     idx = msth.episode_indices(cfg, t, end, K=horizon)
     mask = np.ones(len(idx["action_offsets"]), np.float32) if supervise_past_end else \
         (t + idx["action_offsets"] <= end).astype(np.float32)
@@ -75,6 +79,7 @@ def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndar
         "future_latents": np.stack([l[idx["frames"]] for l in latents]).astype(np.float32),
         "frame_offsets": idx["frame_offsets"].astype(np.int64),
         "state": states[t].astype(np.float32),
+        "done_state": states[end if done is None else done].astype(np.float32),
         "actions": actions[idx["actions"]].astype(np.float32),
         "action_offsets": idx["action_offsets"].astype(np.int64),
     }

@@ -33,8 +33,10 @@ def test_window_reads_msth_offsets(store_and_cache):
     assert win["obs_latents"].shape == (2, 2, 2, 2) and (win["obs_latents"] == t).all()
     assert (win["goal_latents"] == length).all()                       # the goal is the final frame
     np.testing.assert_array_equal(win["future_latents"][0, :, 0, 0, 0], idx["frames"])
-    _, actions = store[0].lowdim()
+    states, actions = store[0].lowdim()
     np.testing.assert_array_equal(win["actions"], actions[idx["actions"]])
+    # the pose readout's target: the state where the task is done
+    np.testing.assert_array_equal(win["done_state"], states[store[0].success_step])
     batch = w.sample(np.random.default_rng(0), 3)
     assert batch["future_latents"].shape == (3, 2, CFG.num_frames, 2, 2, 2)
     assert batch["actions"].shape == (3, CFG.num_actions, 5)

@@ -178,7 +178,8 @@ def test_bad_inputs(policy, tmp_path):
 @pytest.mark.parametrize("kwargs,message", [
     ({"msth_P": 10, "msth_r": 4}, "multiple of the stride"), ({"wm_dim": 33}, "divisible by"),
     ({"latent_size": 5}, "divisible by patch_size"), ({"views": ()}, "at least one camera"),
-    ({"goal_frame": "last"}, "Unknown goal frame"),
+    ({"goal_frame": "last"}, "Unknown goal frame"), ({"pose_loss_weight": 1.0, "keypoints": 0}, "reads keypoints"),
+    ({"pose_loss_weight": -0.5}, "at least 0"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -426,3 +427,36 @@ def test_an_expert_without_keypoints_has_no_shapes_to_read():
     from a2g_core.models.act2goal.modeling_act2goal import ActionExpert
     with pytest.raises(ValueError, match="no keypoints"):
         ActionExpert(TINY.with_(keypoints=0)).add_keypoint_shapes()
+
+
+def test_pose_loss_trains_the_keypoints_to_the_done_state(tmp_path):
+    """``pose_loss_weight``: a linear readout of the keypoint positions predicts the (normalised) state where the
+    task is done; its loss joins the action loss at that weight and reaches the keypoint maps. Added to a trained
+    policy (``train --init … --pose-loss``) the readout is saved and loaded with it; control never reads it."""
+    torch.manual_seed(0)
+    policy = Act2GoalPolicy(TINY.with_(), vae=VideoVAE(TINY_VAE).requires_grad_(False))
+    policy.stage = 2
+    assert not hasattr(policy.expert, "pose_readout")                 # off: old checkpoints keep their layout
+    b = {**make_batch(b=4), "done_state": torch.randn(4, 5)}
+    torch.manual_seed(1)
+    _, logs = policy(b)
+    assert "loss_pose" not in logs
+    policy.config.pose_loss_weight = 2.0
+    policy.expert.add_pose_readout()
+    torch.manual_seed(1)
+    loss, logs = policy(b)
+    assert logs["loss_pose"] > 0
+    torch.testing.assert_close(loss, logs["loss_action"] + 2.0 * logs["loss_pose"])
+    policy.expert.keypoint_maps.weight.grad = None
+    kp = policy.expert.keypoints(policy.world_model.standardize(b["obs_latents"]),
+                                 policy.world_model.standardize(b["goal_latents"]))
+    torch.nn.functional.mse_loss(policy.expert.pose_readout(kp), b["done_state"]).backward()
+    assert policy.expert.keypoint_maps.weight.grad.abs().sum() > 0
+    obs, goal = make_obs()
+    policy.eval()
+    policy.save_pretrained(tmp_path)
+    loaded = Act2GoalPolicy.from_pretrained(tmp_path)
+    assert loaded.config.pose_loss_weight == 2.0
+    torch.testing.assert_close(loaded.expert.pose_readout.weight, policy.expert.pose_readout.weight)
+    policy.reset(0), loaded.reset(0)
+    torch.testing.assert_close(loaded.predict_action_chunk(obs, goal), policy.predict_action_chunk(obs, goal))

@@ -134,6 +134,9 @@ def test_bad_training_inputs(tmp_path, run):
         POLICY.with_(early_windows=1.5)
     with pytest.raises(ValueError, match=r"early_windows is a fraction in \[0, 1\]"):
         train_policy(run / "data", tmp_path / "x", STEPS, stage=2, init=run / "s1" / "final", retrain={"early_windows": 2})
+    with pytest.raises(ValueError, match="reads keypoints"):     # the pose loss reads keypoints, which s1 lacks
+        train_policy(run / "data", tmp_path / "x", STEPS, stage=2, init=run / "s1" / "final",
+                     retrain={"pose_loss_weight": 1.0})
     with pytest.raises(ValueError, match="state_noise is a standard deviation"):
         POLICY.with_(state_noise=-0.5)
     with pytest.raises(ValueError, match="VAE takes 32 px"):

@@ -51,6 +51,13 @@ class Act2GoalConfig(ConfigBase):
     # ``train --init … --keypoint-shapes`` adds them to a trained policy, at zero weight, so it acts as before.
     # Not yet a measured gain: one cycle on place_shoe gave 9/50 against 6/50 without them (p 0.51)
     keypoint_shapes: bool = False
+    # weight of an auxiliary loss on the keypoints: a linear readout of their positions predicts the state the
+    # robot is in when the task is done (the expert's success step; a relabelled goal's own step), so the maps
+    # must find what sets that pose (a mat's axis, a coaster's place), not only what the action loss happens to
+    # reach. Measured on place_shoe (docs/model-runs.md, thirty-sixth session): the positions of maps trained
+    # through the action loss alone read the release yaw to 22° on unseen seeds where a probe of their shape,
+    # trained on that yaw, reads it to 3°. 0: off
+    pose_loss_weight: float = 0.0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8
@@ -123,6 +130,9 @@ class Act2GoalConfig(ConfigBase):
         if self.state_noise_dims is not None and (
                 not self.state_noise_dims or any(not 0 <= d < self.state_dim for d in self.state_noise_dims)):
             raise ValueError(f"state_noise_dims {self.state_noise_dims} must name state dims 0..{self.state_dim - 1}.")
+        if self.pose_loss_weight < 0 or (self.pose_loss_weight and not self.keypoints):
+            raise ValueError(f"pose_loss_weight must be at least 0, and reads keypoints (keypoints > 0); got "
+                             f"{self.pose_loss_weight} with {self.keypoints} keypoints.")
         if not 0 <= self.early_windows <= 1:
             raise ValueError(f"early_windows is a fraction in [0, 1], got {self.early_windows}.")
         if self.inference_horizon < 1:

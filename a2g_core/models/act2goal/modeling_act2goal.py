@@ -164,6 +164,8 @@ class ActionExpert(nn.Module):
             self.keypoint_in = nn.Linear(2 * len(config.views) * k * 2, d)      # (current, goal) × views × k × (x, y)
             if config.keypoint_shapes:
                 self._add_shape_input()
+            if config.pose_loss_weight:
+                self.add_pose_readout()
         self.pos = nn.Parameter(torch.randn(1 + (k > 0) + h, d) * 0.02)
         self.offset_embed = TimestepEmbedding(d, d)
         self.time = _TimeConditioning(d)
@@ -190,6 +192,12 @@ class ActionExpert(nn.Module):
         if not self.config.keypoint_shapes:
             self.config.keypoint_shapes = True
             self._add_shape_input()
+
+    def add_pose_readout(self) -> None:
+        """The linear readout of the keypoint positions that ``pose_loss_weight`` trains to the done state;
+        it only shapes the maps in training, control never reads it."""
+        if not hasattr(self, "pose_readout"):
+            self.pose_readout = nn.Linear(self.keypoint_in.in_features, self.config.state_dim)
 
     def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
         """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
@@ -342,7 +350,8 @@ class Act2GoalPolicy(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Batch (from ``data.windows``): obs/goal latents (B, V, C, h, w), future latents
         (B, V, F, C, h, w), frame_offsets (B, F), state (B, S), actions (B, H, A), action_offsets (B, H),
-        optionally action_mask (B, H): which action targets the loss reads (default all)."""
+        done_state (B, S) (read with ``pose_loss_weight``), optionally action_mask (B, H): which action
+        targets the loss reads (default all)."""
         f = self.config.num_future_frames
         std = self.world_model.standardize
         x0 = std(batch["future_latents"][:, :, :f])
@@ -365,8 +374,8 @@ class Act2GoalPolicy(nn.Module):
             if self.config.state_noise_dims is not None:
                 jitter[:, [d for d in range(st.shape[1]) if d not in self.config.state_noise_dims]] = 0
             st = st + jitter
-        u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden,
-                        self.expert.keypoints(obs_lat, goal_lat))
+        kp = self.expert.keypoints(obs_lat, goal_lat)
+        u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden, kp)
         err = (u - velocity_target(a0, a_noise)) ** 2                  # (B, H, A)
         mask = batch.get("action_mask")                                # (B, H): the targets to learn
         loss_a = err.mean() if mask is None else (err * mask[..., None]).sum() / (mask.sum() * err.shape[-1])
@@ -375,7 +384,13 @@ class Act2GoalPolicy(nn.Module):
             loss = loss_v + self.config.action_loss_weight * loss_a
         else:
             loss = loss_a
-        return loss, {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
+        logs = {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
+        if self.config.pose_loss_weight:
+            pose = self.expert.pose_readout(kp[:, :self.expert.keypoint_in.in_features])
+            loss_p = F.mse_loss(pose, self._norm_state(batch["done_state"]))
+            loss = loss + self.config.pose_loss_weight * loss_p
+            logs["loss_pose"] = loss_p.detach()
+        return loss, logs
 
     # ------------------------------------------------------------------ inference
     def _encode(self, images: dict) -> torch.Tensor:
