@@ -21,6 +21,7 @@ class Profile:
     max_step: tuple            # per action dim: largest change from one control step to the next
     fps: int
     control: str               # what an action means, in words
+    half_turn_dims: tuple = ()  # state dims that are a parallel gripper's yaw: the same grip turned by a half turn
 
     @property
     def state_dim(self) -> int:
@@ -61,6 +62,7 @@ PROFILES = {
         max_step=(0.05, 0.05, 0.05, 0.4, 1.0),
         fps=CONTROL_HZ,
         control="absolute end-effector pose targets (m, rad) and gripper command (0 open, 1 closed)",
+        half_turn_dims=(3,),
     ),
     # AgiBot Genie-01: two 7-joint arms and two grippers, as AgiBot World and Genie Sim lay them out.
     # Joint limits below are conservative defaults, NOT the robot's datasheet: set the real ones

@@ -450,8 +450,14 @@ def test_pose_loss_trains_the_keypoints_to_the_done_state(tmp_path):
     policy.expert.keypoint_maps.weight.grad = None
     kp = policy.expert.keypoints(policy.world_model.standardize(b["obs_latents"]),
                                  policy.world_model.standardize(b["goal_latents"]))
-    torch.nn.functional.mse_loss(policy.expert.pose_readout(kp), b["done_state"]).backward()
+    torch.nn.functional.mse_loss(policy.expert.pose_readout(kp), policy.expert.pose_target(b["done_state"])).backward()
     assert policy.expert.keypoint_maps.weight.grad.abs().sum() > 0
+    turned = b["done_state"].clone()
+    turned[:, 3] += torch.pi                          # the wrist's yaw a half turn round: the same grip, the same target
+    target = policy.expert.pose_target(b["done_state"])
+    assert target.shape == (4, 6)                     # x, y, z, grip normalised; the yaw as (cos 2θ, sin 2θ)
+    torch.testing.assert_close(policy.expert.pose_target(turned), target)
+    torch.testing.assert_close(target[:, 4:].norm(dim=1), torch.ones(4))
     obs, goal = make_obs()
     policy.eval()
     policy.save_pretrained(tmp_path)

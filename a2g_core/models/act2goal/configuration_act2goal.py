@@ -52,7 +52,8 @@ class Act2GoalConfig(ConfigBase):
     # Not yet a measured gain: one cycle on place_shoe gave 9/50 against 6/50 without them (p 0.51)
     keypoint_shapes: bool = False
     # weight of an auxiliary loss on the keypoints: a linear readout of their positions predicts the state the
-    # robot is in when the task is done (the expert's success step; a relabelled goal's own step), so the maps
+    # robot is in when the task is done (the expert's success step; a relabelled goal's own step; a gripper's yaw
+    # as (cos 2θ, sin 2θ), the same grip turned by a half turn giving the same target), so the maps
     # must find what sets that pose (a mat's axis, a coaster's place), not only what the action loss happens to
     # reach. Measured on place_shoe (docs/model-runs.md, thirty-sixth session): the positions of maps trained
     # through the action loss alone read the release yaw to 22° on unseen seeds where a probe of their shape,

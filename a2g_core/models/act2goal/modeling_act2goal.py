@@ -22,6 +22,7 @@ from diffusers.models.transformers.transformer_ltx import LTXVideoTransformerBlo
 
 from a2g_core import msth
 from a2g_core.flow_matching import euler_integrate, interpolate, sample_t, velocity_target
+from a2g_core.robot.profiles import get_profile
 from a2g_core.models.act2goal.configuration_act2goal import Act2GoalConfig
 
 
@@ -194,10 +195,23 @@ class ActionExpert(nn.Module):
             self._add_shape_input()
 
     def add_pose_readout(self) -> None:
-        """The linear readout of the keypoint positions that ``pose_loss_weight`` trains to the done state;
-        it only shapes the maps in training, control never reads it."""
+        """The linear readout of the keypoint positions that ``pose_loss_weight`` trains to the done state
+        (``pose_target``); it only shapes the maps in training, control never reads it."""
         if not hasattr(self, "pose_readout"):
-            self.pose_readout = nn.Linear(self.keypoint_in.in_features, self.config.state_dim)
+            n = self.config.state_dim + len(get_profile(self.config.profile).half_turn_dims)
+            self.pose_readout = nn.Linear(self.keypoint_in.in_features, n)
+
+    def pose_target(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, S) states → what the pose readout predicts: the normalised state, where a dim that is a gripper's
+        yaw gives (cos 2θ, sin 2θ) instead. A parallel gripper grips the same turned by a half turn, so an expert's
+        yaw for one scene can be either of two; a readout of the raw yaw learns their mean, which is neither
+        (measured: place_shoe's release yaws span 300°, and such a readout was no better than a blind guess)."""
+        half = list(get_profile(self.config.profile).half_turn_dims)
+        z = (state - self.state_mean) / self.state_std
+        if not half:
+            return z
+        other = [d for d in range(z.shape[1]) if d not in half]
+        return torch.cat([z[:, other], (2 * state[:, half]).cos(), (2 * state[:, half]).sin()], dim=1)
 
     def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
         """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
@@ -387,7 +401,7 @@ class Act2GoalPolicy(nn.Module):
         logs = {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
         if self.config.pose_loss_weight:
             pose = self.expert.pose_readout(kp[:, :self.expert.keypoint_in.in_features])
-            loss_p = F.mse_loss(pose, self._norm_state(batch["done_state"]))
+            loss_p = F.mse_loss(pose, self.expert.pose_target(batch["done_state"]))
             loss = loss + self.config.pose_loss_weight * loss_p
             logs["loss_pose"] = loss_p.detach()
         return loss, logs
