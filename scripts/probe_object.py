@@ -8,7 +8,9 @@ on place_shoe the mat's axis turned by 90°), read
 - from the positions in the policy's own keypoint token (a ridge regression: what the action expert is given),
 - from the policy's standardised head-view latents by a small probe network (3×3 convolutions and a
   spatial softmax, trained here: what the latents hold),
-- from the head-view pixels by the same probe network (what the camera holds).
+- from the head-view pixels by the same probe network (what the camera holds),
+- for ``release-yaw``, by the policy's own pose readout where it has one (``train --pose-loss``; no fitting: its
+  (cos 2θ, sin 2θ) of the yaw where the task is done, from the keypoints of the first frame and the goal).
 
 The error of always answering the training mean is printed beside them. Measured with it: a 1×1
 colour filter's keypoints did not locate plug_in's peg, while the latents held it (docs/model-runs.md,
@@ -70,13 +72,18 @@ TARGETS = {"grasp": (first_grasp_xy, xy_error, "cm"), "release-yaw": (release_ya
 
 @torch.no_grad()
 def first_frames(policy, episodes, desc: str, target=first_grasp_xy) -> dict[str, torch.Tensor]:
-    """Keypoint tokens, standardised head latents, head pixels of each episode's step 0, and its target as "y"."""
-    out = {"keypoints": [], "latents": [], "pixels": [], "y": []}
+    """Keypoint tokens, standardised head latents, head pixels of each episode's step 0, and its target as "y";
+    with a pose readout, its yaw's (cos 2θ, sin 2θ) as "pose"."""
+    out = {"keypoints": [], "latents": [], "pixels": [], "y": [], "pose": []}
+    std, expert = policy.world_model.standardize, policy.expert
     for ep in tqdm(episodes, desc=desc, leave=False):
         images = {v: np.asarray(ep.frames(v)[0]) for v in policy.config.views}
-        z = policy.world_model.standardize(policy._encode(images))
+        z = std(policy._encode(images))
         if policy.config.keypoints:
-            out["keypoints"].append(policy.expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
+            out["keypoints"].append(expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
+        if hasattr(expert, "pose_readout"):
+            goal = std(policy._encode({v: np.asarray(img) for v, img in ep.goal(policy.config.goal_frame).items()}))
+            out["pose"].append(expert.pose_readout(expert.keypoints(z, goal)[:, : expert.keypoint_in.in_features])[0, -2:])
         out["latents"].append(z[0, 0])
         out["pixels"].append(torch.tensor(images["head"]).permute(2, 0, 1).float() / 255)
         out["y"].append(torch.as_tensor(target(ep), dtype=torch.float32))
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train", required=True, help="dataset the probes are fitted on")
     ap.add_argument("--test", required=True, help="dataset of unseen seeds the probes are scored on")
     ap.add_argument("--episodes", type=int, default=400, help="training episodes at most (default 400)")
-    ap.add_argument("--steps", type=int, default=1500, help="training steps of each probe network (default 1500)")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps of each probe network (default 1500; 0 skips them)")
     args = ap.parse_args(argv)
     policy = load_policy(args.policy)
     stores = [list(EpisodeStore(d, tasks=[args.task], modes=[args.mode])) for d in (args.train, args.test)]
@@ -150,8 +157,11 @@ def main(argv=None) -> int:
     rows = {"the training mean": error(y.mean(0, keepdim=True).expand_as(y_test), y_test).mean().item()}
     if "keypoints" in tr:                     # policies without a keypoint token have nothing to probe there
         rows["policy's keypoint token (ridge)"] = ridge_error(tr["keypoints"], y, te["keypoints"], y_test, error)
-    rows["head latents (probe network)"] = probe_error(tr["latents"], y, te["latents"], y_test, args.steps, error=error)
-    rows["head pixels (probe network)"] = probe_error(tr["pixels"], y, te["pixels"], y_test, args.steps, error=error)
+    if args.steps:
+        rows["head latents (probe network)"] = probe_error(tr["latents"], y, te["latents"], y_test, args.steps, error=error)
+        rows["head pixels (probe network)"] = probe_error(tr["pixels"], y, te["pixels"], y_test, args.steps, error=error)
+    if args.target == "release-yaw" and "pose" in te:
+        rows["policy's pose readout (no fitting)"] = error(te["pose"], y_test).mean().item()
     what = "first grasp x-y" if args.target == "grasp" else "yaw at the first release"
     print(f"{args.task}/{args.mode}: {what} from the first frame, {len(y)} training and {len(y_test)} unseen "
           f"episodes, {args.policy}")

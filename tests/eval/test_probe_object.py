@@ -1,4 +1,5 @@
-"""scripts/probe_object.py end to end at toy size: for each target it fits its three readers and prints their errors."""
+"""scripts/probe_object.py end to end at toy size: for each target it fits its three readers and prints their errors,
+and for the release yaw also the error of a policy's own pose readout (``train --pose-loss``)."""
 import importlib.util
 import re
 from pathlib import Path
@@ -19,10 +20,10 @@ def _script():
     return probe
 
 
-@pytest.mark.parametrize("target, unit", [("grasp", "cm"), ("release-yaw", "deg")])
-def test_probe_object_prints_each_reader(tmp_path, capsys, target, unit):
+@pytest.mark.parametrize("target, unit, pose", [("grasp", "cm", False), ("release-yaw", "deg", True)])
+def test_probe_object_prints_each_reader(tmp_path, capsys, target, unit, pose):
     probe = _script()
-    policy = _tiny_policy(tmp_path / "policy", keypoints=4)
+    policy = _tiny_policy(tmp_path / "policy", keypoints=4, pose_loss_weight=float(pose))
     generate(tmp_path / "train", tasks=["place_shoe"], modes=["easy"], episodes=6, resolution=64)
     generate(tmp_path / "test", tasks=["place_shoe"], modes=["easy"], episodes=2, seed_start=10000, resolution=64)
     assert probe.main(["--policy", str(policy), "--task", "place_shoe", "--train", str(tmp_path / "train"),
@@ -30,8 +31,9 @@ def test_probe_object_prints_each_reader(tmp_path, capsys, target, unit):
     out = capsys.readouterr().out
     assert "6 training and 2 unseen episodes" in out
     for row in ("the training mean", "policy's keypoint token (ridge)", "head latents (probe network)",
-                "head pixels (probe network)"):
+                "head pixels (probe network)") + ("policy's pose readout (no fitting)",) * pose:
         assert re.search(re.escape(row) + r"\s+\d+\.\d " + unit, out), (row, out)
+    assert ("pose readout" in out) == pose
 
 
 def test_yaw_error_is_the_angle_between_headings_modulo_a_half_turn():
