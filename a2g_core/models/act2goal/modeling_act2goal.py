@@ -22,8 +22,8 @@ from diffusers.models.transformers.transformer_ltx import LTXVideoTransformerBlo
 
 from a2g_core import msth
 from a2g_core.flow_matching import euler_integrate, interpolate, sample_t, velocity_target
-from a2g_core.robot.profiles import get_profile
 from a2g_core.models.act2goal.configuration_act2goal import Act2GoalConfig
+from a2g_core.robot.profiles import get_profile
 
 
 LATENT_STD_FLOOR = 0.1      # of a standardised latent element's std (latents are ~unit scale per channel)
