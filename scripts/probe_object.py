@@ -71,9 +71,9 @@ TARGETS = {"grasp": (first_grasp_xy, xy_error, "cm"), "release-yaw": (release_ya
 
 
 @torch.no_grad()
-def first_frames(policy, episodes, desc: str, target=first_grasp_xy) -> dict[str, torch.Tensor]:
+def first_frames(policy, episodes, desc: str, target=first_grasp_xy, pose: bool = False) -> dict[str, torch.Tensor]:
     """Keypoint tokens, standardised head latents, head pixels of each episode's step 0, and its target as "y";
-    with a pose readout, its yaw's (cos 2θ, sin 2θ) as "pose"."""
+    with ``pose`` and a pose readout, its yaw's (cos 2θ, sin 2θ) as "pose"."""
     out = {"keypoints": [], "latents": [], "pixels": [], "y": [], "pose": []}
     std, expert = policy.world_model.standardize, policy.expert
     for ep in tqdm(episodes, desc=desc, leave=False):
@@ -81,9 +81,9 @@ def first_frames(policy, episodes, desc: str, target=first_grasp_xy) -> dict[str
         z = std(policy._encode(images))
         if policy.config.keypoints:
             out["keypoints"].append(expert.keypoints(z, z)[0, : z.shape[1] * policy.config.keypoints * 2])
-        if hasattr(expert, "pose_readout"):
+        if pose and hasattr(expert, "pose_readout"):
             goal = std(policy._encode({v: np.asarray(img) for v, img in ep.goal(policy.config.goal_frame).items()}))
-            out["pose"].append(expert.pose_readout(expert.keypoints(z, goal)[:, : expert.keypoint_in.in_features])[0, -2:])
+            out["pose"].append(expert.pose(expert.keypoints(z, goal))[0, -2:])
         out["latents"].append(z[0, 0])
         out["pixels"].append(torch.tensor(images["head"]).permute(2, 0, 1).float() / 255)
         out["y"].append(torch.as_tensor(target(ep), dtype=torch.float32))
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"{d} has no successful {args.task}/{args.mode} episodes.")
     target, error, unit = TARGETS[args.target]
     tr = first_frames(policy, stores[0][: args.episodes], "train frames", target)
-    te = first_frames(policy, stores[1], "test frames", target)
+    te = first_frames(policy, stores[1], "test frames", target, pose=args.target == "release-yaw")
     y, y_test = tr["y"], te["y"]
     rows = {"the training mean": error(y.mean(0, keepdim=True).expand_as(y_test), y_test).mean().item()}
     if "keypoints" in tr:                     # policies without a keypoint token have nothing to probe there
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     if args.steps:
         rows["head latents (probe network)"] = probe_error(tr["latents"], y, te["latents"], y_test, args.steps, error=error)
         rows["head pixels (probe network)"] = probe_error(tr["pixels"], y, te["pixels"], y_test, args.steps, error=error)
-    if args.target == "release-yaw" and "pose" in te:
+    if "pose" in te:                          # only the unseen episodes' are read: the readout is not fitted here
         rows["policy's pose readout (no fitting)"] = error(te["pose"], y_test).mean().item()
     what = "first grasp x-y" if args.target == "grasp" else "yaw at the first release"
     print(f"{args.task}/{args.mode}: {what} from the first frame, {len(y)} training and {len(y_test)} unseen "

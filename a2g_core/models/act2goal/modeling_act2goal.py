@@ -201,6 +201,10 @@ class ActionExpert(nn.Module):
             n = self.config.state_dim + len(get_profile(self.config.profile).half_turn_dims)
             self.pose_readout = nn.Linear(self.keypoint_in.in_features, n)
 
+    def pose(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """The pose readout of a keypoint token (from ``keypoints``): what ``pose_target`` gives of the done state."""
+        return self.pose_readout(keypoints[:, : self.keypoint_in.in_features])
+
     def pose_target(self, state: torch.Tensor) -> torch.Tensor:
         """(B, S) states → what the pose readout predicts: the normalised state, where a dim that is a gripper's
         yaw gives (cos 2θ, sin 2θ) instead. A parallel gripper grips the same turned by a half turn, so an expert's
@@ -400,8 +404,7 @@ class Act2GoalPolicy(nn.Module):
             loss = loss_a
         logs = {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
         if self.config.pose_loss_weight:
-            pose = self.expert.pose_readout(kp[:, :self.expert.keypoint_in.in_features])
-            loss_p = F.mse_loss(pose, self.expert.pose_target(batch["done_state"]))
+            loss_p = F.mse_loss(self.expert.pose(kp), self.expert.pose_target(batch["done_state"]))
             loss = loss + self.config.pose_loss_weight * loss_p
             logs["loss_pose"] = loss_p.detach()
         return loss, logs
