@@ -159,6 +159,7 @@ def cmd_train(args) -> int:
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
                                      ("relative_dims", relative),
                                      ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
+                                     ("context_dropout", args.context_dropout),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
                                                    ("keypoint_contrast", args.keypoint_contrast)) if v}}
@@ -650,6 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of an auxiliary loss that has a linear readout of the keypoint positions predict the "
                         "state where the task is done, so the maps find what sets that pose (default 0: off, or the "
                         "--init policy's own; needs keypoints)")
+    t.add_argument("--context-dropout", type=float, default=None,
+                   help="the fraction of training samples in which the action expert reads a null world-model "
+                        "context, so it learns to act from its state and keypoints too (control always reads the "
+                        "context; default 0: off, or the --init policy's own)")
     t.add_argument("--keypoint-shapes", action="store_true",
                    help="the action expert also reads each keypoint map's shape (which way an elongated thing lies, "
                         "mod a half turn, and how spread it is); added to a policy loaded with --init at zero weight, "

@@ -179,7 +179,8 @@ def test_bad_inputs(policy, tmp_path):
     ({"msth_P": 10, "msth_r": 4}, "multiple of the stride"), ({"wm_dim": 33}, "divisible by"),
     ({"latent_size": 5}, "divisible by patch_size"), ({"views": ()}, "at least one camera"),
     ({"goal_frame": "last"}, "Unknown goal frame"), ({"pose_loss_weight": 1.0, "keypoints": 0}, "reads keypoints"),
-    ({"pose_loss_weight": -0.5}, "at least 0"),
+    ({"pose_loss_weight": -0.5}, "at least 0"), ({"context_dropout": 1.0}, r"in \[0, 1\)"),
+    ({"context_dropout": -0.1}, r"in \[0, 1\)"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -242,6 +243,27 @@ def test_state_noise_only_while_training(noise, dims):
     spared = [d for d in range(clean.shape[1]) if d not in noisy]
     assert abs(float((seen[0] - clean)[:, noisy].std()) - noise) < 0.05
     torch.testing.assert_close(seen[0][:, spared], clean[:, spared], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_context_dropout_nulls_whole_samples_while_training(p):
+    """``context_dropout``: in training, that fraction of the samples' expert reads zeros for every block's
+    world-model context (the same samples in every block), the others the world model's states as they are;
+    control always reads them."""
+    torch.manual_seed(0)
+    policy = Act2GoalPolicy(TINY.with_(context_dropout=p), vae=VideoVAE(TINY_VAE))
+    seen = []
+    forward = policy.expert.forward
+    policy.expert.forward = lambda a, st, s, off, hidden, kp: seen.append(hidden) or forward(a, st, s, off, hidden, kp)
+    batch = make_batch(b=64)
+    policy.train()
+    policy(batch)
+    policy.eval()
+    policy(batch)
+    train, control = ([h.flatten(1).abs().amax(1) == 0 for h in hidden] for hidden in seen)
+    assert all(torch.equal(z, train[0]) for z in train)
+    assert abs(float(train[0].float().mean()) - p) < 0.15
+    assert not any(z.any() for z in control)
 
 
 def test_state_noise_dims_must_be_state_dims():

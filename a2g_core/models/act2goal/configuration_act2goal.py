@@ -60,6 +60,12 @@ class Act2GoalConfig(ConfigBase):
     # trained on that yaw, reads it to 3°. With it, one cycle took the token's reading from 25° to 8° but not
     # place_shoe's success (26/100 against 32/100 before the cycle, p 0.36; thirty-seventh session). 0: off
     pose_loss_weight: float = 0.0
+    # the fraction of training samples whose action expert reads a null world-model context (its block-i
+    # cross-attention sees zeros), so it must act from its state and keypoint tokens alone. place_shoe's expert
+    # fitted each training scene's carry turn from that context and read none on unseen scenes, though its keypoint
+    # token held the mat's axis to 8° (docs/model-runs.md, thirty-seventh session). Control always reads the
+    # context. 0: off
+    context_dropout: float = 0.0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8
@@ -135,6 +141,8 @@ class Act2GoalConfig(ConfigBase):
         if self.pose_loss_weight < 0 or (self.pose_loss_weight and not self.keypoints):
             raise ValueError(f"pose_loss_weight must be at least 0, and reads keypoints (keypoints > 0); got "
                              f"{self.pose_loss_weight} with {self.keypoints} keypoints.")
+        if not 0 <= self.context_dropout < 1:
+            raise ValueError(f"context_dropout is a fraction of samples in [0, 1); got {self.context_dropout}.")
         if not 0 <= self.early_windows <= 1:
             raise ValueError(f"early_windows is a fraction in [0, 1], got {self.early_windows}.")
         if self.inference_horizon < 1:

@@ -393,6 +393,9 @@ class Act2GoalPolicy(nn.Module):
                 jitter[:, [d for d in range(st.shape[1]) if d not in self.config.state_noise_dims]] = 0
             st = st + jitter
         kp = self.expert.keypoints(obs_lat, goal_lat)
+        if self.training and self.config.context_dropout:
+            keep = (torch.rand(b, device=x0.device) >= self.config.context_dropout).to(x0.dtype)[:, None, None]
+            hidden = [h * keep for h in hidden]
         u = self.expert(interpolate(a0, a_noise, sa), st, sa, batch["action_offsets"], hidden, kp)
         err = (u - velocity_target(a0, a_noise)) ** 2                  # (B, H, A)
         mask = batch.get("action_mask")                                # (B, H): the targets to learn
