@@ -160,10 +160,11 @@ def cmd_train(args) -> int:
                                      ("relative_dims", relative),
                                      ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
                                      ("context_dropout", args.context_dropout),
+                                     ("half_turn_actions", args.half_turn_actions or None),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
                                                    ("keypoint_contrast", args.keypoint_contrast)) if v}}
-        if changes and preset in PRESETS:          # a policy loaded with --init takes the retrain part instead
+        if changes and preset in PRESETS and not args.init:     # one loaded with --init takes the retrain part instead
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
         logs = train_policy(args.data, args.out, cfg, stage=int(args.stage), preset=preset, vae_dir=args.vae,
@@ -651,6 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of an auxiliary loss that has a linear readout of the keypoint positions predict the "
                         "state where the task is done, so the maps find what sets that pose (default 0: off, or the "
                         "--init policy's own; needs keypoints)")
+    t.add_argument("--half-turn-actions", action="store_true",
+                   help="the expert models the wrist's yaw action as an axis, (cos 2θ, sin 2θ), and control turns to "
+                        "that axis's yaw nearest the current one: a parallel gripper grips the same a half turn round, "
+                        "so a raw yaw target is either of two (needs the yaw absolute, --relative-dims 0,1,2; a policy "
+                        "loaded with --init needs --renormalize; default: the raw yaw, or the --init policy's form)")
     t.add_argument("--context-dropout", type=float, default=None,
                    help="the fraction of training samples in which the action expert reads a null world-model "
                         "context, so it learns to act from its state and keypoints too (control always reads the "

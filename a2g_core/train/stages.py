@@ -102,9 +102,9 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces training-only settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``,
-    ``context_dropout``, ``relative_dims``: only with ``renormalize``, ``fixed_horizon``: switches a policy
-    trained on the steps left to the goal to control's K). An ``init`` policy keeps its state and action
-    statistics unless ``renormalize`` refits them to this data; data where a dim varies
+    ``context_dropout``, ``relative_dims`` and ``half_turn_actions``: only with ``renormalize``,
+    ``fixed_horizon``: switches a policy trained on the steps left to the goal to control's K). An ``init``
+    policy keeps its state and action statistics unless ``renormalize`` refits them to this data; data where a dim varies
     far more than they allow (hard plug_in turns its peg, easy never does) is refused. ``execute``
     sets the E the saved policy runs with (training never reads it; default: the preset's or the
     ``init`` policy's). ``keypoint_shapes`` has the action expert read its keypoint maps' shapes too, from
@@ -119,13 +119,16 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                          + ".")
     if init is not None:
         policy = Act2GoalPolicy.from_pretrained(init)
-        relative = (retrain or {}).get("relative_dims")
-        if relative is not None and tuple(relative) != tuple(policy.config.relative_dims) and not renormalize:
-            raise ValueError("A policy's action statistics are of its relative dims; changing them needs --renormalize.")
+        form = {k: v for k, v in (retrain or {}).items() if k in ("relative_dims", "half_turn_actions")}
+        if policy.config.with_(**form) != policy.config and not renormalize:
+            raise ValueError("A policy's action statistics are of its actions' form (relative dims, half-turn "
+                             "actions); changing it needs --renormalize.")
         if retrain:
             checked = policy.config.with_(**retrain)            # validates the new values
+            old_half_turn = policy.config.half_turn_action_dims
             for k in retrain:                                   # one config object, shared by both networks
                 setattr(policy.config, k, getattr(checked, k))
+            policy.expert.refit_action_layers(old_half_turn)
         vae_dir = Path(init) / "vae"
     elif vae_dir is None:
         raise ValueError("Stage 1 needs a trained VAE: pass --vae <folder> (from `train --stage vae`).")

@@ -157,6 +157,53 @@ def test_relative_actions_round_trip(policy):
     torch.testing.assert_close(delta[..., 4], torch.zeros_like(delta[..., 4]))
 
 
+def test_half_turn_actions_model_the_yaw_as_an_axis():
+    """``half_turn_actions``: the expert models the wrist's yaw as (cos 2θ, sin 2θ), the same for a yaw and that yaw
+    a half turn round, and control takes the axis's yaw nearest the current one: the round trip is the identity for
+    targets within a quarter turn of the state, and a target a half turn round lands back there."""
+    policy = Act2GoalPolicy(TINY.with_(relative_dims=(0, 1, 2), half_turn_actions=True))
+    assert policy.config.model_action_dim == 6 and policy.expert.action_in.in_features == 6
+    policy.set_normalization(np.random.rand(50, 5), np.random.rand(50, 18, 5), np.random.rand(50, 5),
+                             np.random.rand(50, 2, 4, 4, 4))
+    state = torch.rand(3, 5) * 4 - 2
+    actions = torch.rand(3, 18, 5)
+    actions[..., 3] = state[:, None, 3] + torch.rand(3, 18) * 3 - 1.5                      # within ±86° of the state
+    x = policy._to_model(actions, state)
+    assert x.shape == (3, 18, 6)
+    torch.testing.assert_close(policy._from_model(x, state), actions)
+    turned = actions.clone()
+    turned[..., 3] += torch.pi
+    torch.testing.assert_close(policy._to_model(turned, state), x)
+    moved = state.clone()
+    moved[:, 3] += torch.pi                        # the wrist a half turn round: the same axis, the yaw nearest it
+    torch.testing.assert_close(policy._from_model(x, moved)[..., 3], turned[..., 3])
+
+
+def test_half_turn_actions_refit_a_trained_experts_layers(tmp_path):
+    """Switched on for a trained expert (``train --init … --half-turn-actions --renormalize``), the action layers
+    take the new form and keep what they learned of the dims both share; the saved policy loads as it ran."""
+    torch.manual_seed(0)
+    policy = Act2GoalPolicy(TINY.with_(relative_dims=(0, 1, 2)), vae=VideoVAE(TINY_VAE).requires_grad_(False))
+    torch.nn.init.normal_(policy.expert.head.proj.weight)
+    old_in, old_out = policy.expert.action_in.weight.clone(), policy.expert.head.proj.weight.clone()
+    policy.config.half_turn_actions = True
+    policy.expert.refit_action_layers(())
+    new_in, new_out = policy.expert.action_in.weight, policy.expert.head.proj.weight
+    assert new_in.shape == (16, 6) and new_out.shape == (6, 16) and policy.expert.action_std.shape == (6,)
+    torch.testing.assert_close(new_in[:, :4], old_in[:, [0, 1, 2, 4]])        # x, y, z, grip; then cos, sin
+    torch.testing.assert_close(new_out[:4], old_out[[0, 1, 2, 4]])
+    assert not new_out[4:].any()
+    policy.stage = 2
+    loss, _ = policy(make_batch(b=4))
+    assert torch.isfinite(loss)
+    policy.eval()
+    policy.save_pretrained(tmp_path)
+    loaded = Act2GoalPolicy.from_pretrained(tmp_path)
+    obs, goal = make_obs()
+    policy.reset(0), loaded.reset(0)
+    torch.testing.assert_close(loaded.predict_action_chunk(obs, goal), policy.predict_action_chunk(obs, goal))
+
+
 def test_bad_inputs(policy, tmp_path):
     obs, goal = make_obs()
     with pytest.raises(ValueError, match="lacks camera view"):
@@ -180,7 +227,7 @@ def test_bad_inputs(policy, tmp_path):
     ({"latent_size": 5}, "divisible by patch_size"), ({"views": ()}, "at least one camera"),
     ({"goal_frame": "last"}, "Unknown goal frame"), ({"pose_loss_weight": 1.0, "keypoints": 0}, "reads keypoints"),
     ({"pose_loss_weight": -0.5}, "at least 0"), ({"context_dropout": 1.0}, r"in \[0, 1\)"),
-    ({"context_dropout": -0.1}, r"in \[0, 1\)"),
+    ({"context_dropout": -0.1}, r"in \[0, 1\)"), ({"half_turn_actions": True}, "take them out of relative_dims"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

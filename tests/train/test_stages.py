@@ -77,7 +77,7 @@ def test_init_refuses_data_beyond_its_statistics_unless_renormalized(run, tmp_pa
 
 def test_init_changes_its_relative_dims_only_with_renormalized_actions(run, tmp_path):
     absolute_y = {"relative_dims": (0, 2, 3)}          # (place_empty_cup's yaw never turns: y shows the change)
-    with pytest.raises(ValueError, match="relative dims; changing them needs --renormalize"):
+    with pytest.raises(ValueError, match="actions' form .*; changing it needs --renormalize"):
         train_policy(run / "data", tmp_path / "a", STEPS, stage=2, init=run / "s1" / "final", retrain=absolute_y)
     train_policy(run / "data", tmp_path / "b", STEPS, stage=2, init=run / "s1" / "final", retrain=absolute_y,
                  renormalize=True)
@@ -89,6 +89,17 @@ def test_init_changes_its_relative_dims_only_with_renormalized_actions(run, tmp_
     state = torch.zeros(1, 5)
     state[0, 1] = 1.0                                                        # and the env action is no longer offset by it
     assert refit._from_model(torch.zeros(1, 1, 5), state)[0, 0, 1] == refit.expert.action_mean[1]
+
+
+def test_init_takes_half_turn_actions_only_with_renormalized_actions(run, tmp_path):
+    axis = {"relative_dims": (0, 1, 2), "half_turn_actions": True}
+    with pytest.raises(ValueError, match=r"form \(relative dims, half-turn actions\); changing it needs --renormalize"):
+        train_policy(run / "data", tmp_path / "a", STEPS, stage=2, init=run / "s1" / "final", retrain=axis)
+    train_policy(run / "data", tmp_path / "b", STEPS, stage=2, init=run / "s1" / "final", retrain=axis,
+                 renormalize=True)
+    refit = Act2GoalPolicy.from_pretrained(tmp_path / "b" / "final")
+    assert refit.config.half_turn_actions and refit.expert.action_std.shape == (6,)
+    assert refit.expert.action_std[-2:].min() > 0                      # the cos, sin of the data's yaws
 
 
 def test_eval_notes_a_task_the_policy_was_not_trained_on_and_a_shortened_episode(run, capsys):

@@ -20,6 +20,12 @@ class Act2GoalConfig(ConfigBase):
     # the others (the gripper) are absolute. Small offsets from "here" are far easier to learn
     # precisely than absolute poses (measured: see the README, "Relative actions").
     relative_dims: tuple = (0, 1, 2, 3)
+    # the expert models each of the profile's ``half_turn_dims`` actions (the tabletop's wrist yaw; it must be
+    # absolute, not in ``relative_dims``) as (cos 2θ, sin 2θ), and control takes the yaw of that axis nearest the
+    # current one. A parallel gripper grips the same turned by a half turn, so as a raw absolute yaw one scene's
+    # target is either of two a half turn apart, decided by where the wrist happens to be (place_shoe's release
+    # yaws span 300°); as an axis it is one value, the object's or the mat's axis turned by 90°
+    half_turn_actions: bool = False
     # latents (from the VAE) and patching
     latent_channels: int = 8
     latent_size: int = 8
@@ -128,6 +134,9 @@ class Act2GoalConfig(ConfigBase):
                              f"{self.state_dim} and {self.action_dim}.")
         if any(not 0 <= d < min(self.state_dim, self.action_dim) for d in self.relative_dims):
             raise ValueError(f"relative_dims {self.relative_dims} must index both the state and the action.")
+        if self.half_turn_actions and set(prof.half_turn_dims) & set(self.relative_dims):
+            raise ValueError(f"half_turn_actions models the {self.profile} profile's yaw dims {prof.half_turn_dims} "
+                             f"as an absolute axis; take them out of relative_dims {self.relative_dims}.")
         if self.layers < 1:
             raise ValueError("The models need at least one block.")
         self.msth                        # validates P, r, M, E
@@ -161,6 +170,18 @@ class Act2GoalConfig(ConfigBase):
     def num_future_frames(self) -> int:
         """Frames the world model imagines (none for DP-GC)."""
         return self.msth.num_frames if self.use_world_model else 0
+
+    @property
+    def half_turn_action_dims(self) -> tuple:
+        """The action dims the expert models as (cos 2θ, sin 2θ): the profile's half-turn dims with
+        ``half_turn_actions``, else none."""
+        from a2g_core.robot.profiles import get_profile
+        return tuple(get_profile(self.profile).half_turn_dims) if self.half_turn_actions else ()
+
+    @property
+    def model_action_dim(self) -> int:
+        """Width of the actions the expert models: one more per half-turn action dim."""
+        return self.action_dim + len(self.half_turn_action_dims)
 
     @property
     def tokens_per_frame(self) -> int:

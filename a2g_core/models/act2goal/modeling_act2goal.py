@@ -140,6 +140,30 @@ class GoalConditionedWorldModel(nn.Module):
         return self.unpatchify(out), hidden
 
 
+def double_angles(x: torch.Tensor, dims) -> torch.Tensor:
+    """(..., N) → (..., N + len(dims)): the other dims in order, then (cos 2θ, sin 2θ) of each of ``dims``, which
+    is the same for θ and θ + π (a parallel gripper's yaw)."""
+    dims = list(dims)
+    if not dims:
+        return x
+    other = [d for d in range(x.shape[-1]) if d not in dims]
+    return torch.cat([x[..., other], (2 * x[..., dims]).cos(), (2 * x[..., dims]).sin()], dim=-1)
+
+
+def undouble_angles(y: torch.Tensor, dims, near: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``double_angles``: each of ``dims`` is the angle of its axis nearest ``near`` (..., len(dims))."""
+    dims = list(dims)
+    if not dims:
+        return y
+    k, n = len(dims), y.shape[-1] - len(dims)
+    other = [d for d in range(n) if d not in dims]
+    axis = torch.atan2(y[..., n:], y[..., n - k: n]) / 2                 # the sines follow the cosines
+    out = y.new_empty(*y.shape[:-1], n)
+    out[..., other] = y[..., : n - k]
+    out[..., dims] = near + torch.remainder(axis - near + torch.pi / 2, torch.pi) - torch.pi / 2
+    return out
+
+
 def _keypoint_maps(channels: int, k: int, hidden: int) -> nn.Module:
     """Latents (N, C, h, w) → k heat-map logits: a 1×1 convolution, after two 3×3 ones of width
     ``hidden`` when it is set (a colour filter alone does not single out a small object)."""
@@ -156,7 +180,7 @@ class ActionExpert(nn.Module):
         super().__init__()
         self.config = config
         d, h = config.expert_dim, config.msth.num_actions
-        self.action_in = nn.Linear(config.action_dim, d)
+        self.action_in = nn.Linear(config.model_action_dim, d)
         self.state_in = nn.Linear(config.state_dim, d)
         k = config.keypoints
         if k:
@@ -171,12 +195,12 @@ class ActionExpert(nn.Module):
         self.offset_embed = TimestepEmbedding(d, d)
         self.time = _TimeConditioning(d)
         self.blocks = _blocks(config, d, config.expert_heads, config.wm_dim)
-        self.head = _Head(d, config.action_dim)
+        self.head = _Head(d, config.model_action_dim)
         # normalisation statistics travel with the checkpoint
         self.register_buffer("state_mean", torch.zeros(config.state_dim))
         self.register_buffer("state_std", torch.ones(config.state_dim))
-        self.register_buffer("action_mean", torch.zeros(config.action_dim))
-        self.register_buffer("action_std", torch.ones(config.action_dim))
+        self.register_buffer("action_mean", torch.zeros(config.model_action_dim))
+        self.register_buffer("action_std", torch.ones(config.model_action_dim))
 
     def _add_shape_input(self) -> None:
         """The keypoints' shapes enter through a layer of their own that starts at zero: added to a trained
@@ -193,6 +217,30 @@ class ActionExpert(nn.Module):
         if not self.config.keypoint_shapes:
             self.config.keypoint_shapes = True
             self._add_shape_input()
+
+    def refit_action_layers(self, old_half_turn: tuple) -> None:
+        """The action input and output layers to the config's form, after ``half_turn_actions`` changed on a trained
+        expert whose half-turn action dims were ``old_half_turn``: what they learned of the dims both forms share
+        stays, a new (cos, sin) column starts as a fresh layer's with zero output, and the action statistics are
+        the caller's to refit (``train --renormalize``)."""
+        def layout(half):
+            other = [("raw", d) for d in range(self.config.action_dim) if d not in half]
+            return other + [("cos", d) for d in half] + [("sin", d) for d in half]
+        old, new = layout(tuple(old_half_turn)), layout(self.config.half_turn_action_dims)
+        if old == new:
+            return
+        shared = [(new.index(c), old.index(c)) for c in new if c in old]
+        to, frm = [i for i, _ in shared], [j for _, j in shared]
+        action_in = nn.Linear(len(new), self.config.expert_dim)
+        proj = nn.Linear(self.config.expert_dim, len(new))
+        nn.init.zeros_(proj.weight), nn.init.zeros_(proj.bias)
+        with torch.no_grad():
+            action_in.weight[:, to] = self.action_in.weight[:, frm]
+            action_in.bias.copy_(self.action_in.bias)
+            proj.weight[to] = self.head.proj.weight[frm]
+            proj.bias[to] = self.head.proj.bias[frm]
+        self.action_in, self.head.proj = action_in, proj
+        self.action_mean, self.action_std = torch.zeros(len(new)), torch.ones(len(new))
 
     def add_pose_readout(self) -> None:
         """The linear readout of the keypoint positions that ``pose_loss_weight`` trains to the done state
@@ -212,10 +260,8 @@ class ActionExpert(nn.Module):
         (measured: place_shoe's release yaws span 300°, and such a readout was no better than a blind guess)."""
         half = list(get_profile(self.config.profile).half_turn_dims)
         z = (state - self.state_mean) / self.state_std
-        if not half:
-            return z
-        other = [d for d in range(z.shape[1]) if d not in half]
-        return torch.cat([z[:, other], (2 * state[:, half]).cos(), (2 * state[:, half]).sin()], dim=1)
+        z[:, half] = state[:, half]
+        return double_angles(z, half)
 
     def keypoints(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
         """Spatial-softmax keypoints of the current and goal latents (B, V, C, h, w) → (B, 2·V·k·2)
@@ -341,7 +387,7 @@ class Act2GoalPolicy(nn.Module):
                 rel.std(0).numpy() / self.expert.action_std.cpu().numpy())
 
     def _relative_rows(self, chunks, chunk_states) -> torch.Tensor:
-        rel = self._relative(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
+        rel = self._model_form(torch.as_tensor(chunks, dtype=torch.float32), torch.as_tensor(chunk_states, dtype=torch.float32))
         return rel.reshape(-1, rel.shape[-1])
 
     def _state_offset(self, state: torch.Tensor) -> torch.Tensor:
@@ -351,18 +397,22 @@ class Act2GoalPolicy(nn.Module):
         off[:, 0, dims] = state[:, dims]
         return off
 
-    def _relative(self, actions, state):
-        return actions - self._state_offset(state)
+    def _model_form(self, actions, state):
+        """Env actions (B, H, A) → the expert's form before normalisation: relative on ``relative_dims``, the
+        half-turn dims as (cos 2θ, sin 2θ) (``half_turn_actions``)."""
+        return double_angles(actions - self._state_offset(state), self.config.half_turn_action_dims)
 
     def _norm_state(self, x):
         return (x - self.expert.state_mean) / self.expert.state_std
 
     def _to_model(self, actions, state):
         """Env actions (B, H, A) → the normalised, state-relative actions the expert models."""
-        return (self._relative(actions, state) - self.expert.action_mean) / self.expert.action_std
+        return (self._model_form(actions, state) - self.expert.action_mean) / self.expert.action_std
 
     def _from_model(self, x, state):
-        return x * self.expert.action_std + self.expert.action_mean + self._state_offset(state)
+        half = list(self.config.half_turn_action_dims)
+        a = undouble_angles(x * self.expert.action_std + self.expert.action_mean, half, state[:, None, half])
+        return a + self._state_offset(state)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -466,7 +516,7 @@ class Act2GoalPolicy(nn.Module):
         _, hidden = self.world_model(obs_lat, goal_lat, future, torch.ones(b), f_off)
         st, kp = self._norm_state(state), self.expert.keypoints(obs_lat, goal_lat)
         a = euler_integrate(lambda x, s: self.expert(x, st, s, a_off, hidden, kp),
-                            self._noise((b, a_off.shape[1], self.config.action_dim)), self.config.action_steps)
+                            self._noise((b, a_off.shape[1], self.config.model_action_dim)), self.config.action_steps)
         a = self._from_model(a, state)
         p = self.config.msth.P
         return {"proximal": a[:, :p], "distal": a[:, p:], "offsets": a_off[0].numpy()}
