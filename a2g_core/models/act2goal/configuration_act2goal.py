@@ -174,11 +174,16 @@ class Act2GoalConfig(ConfigBase):
         return self.msth.num_frames if self.use_world_model else 0
 
     @property
-    def half_turn_action_dims(self) -> tuple:
-        """The action dims the expert models as (cos 2θ, sin 2θ): the profile's half-turn dims with
-        ``half_turn_actions``, else none."""
+    def half_turn_dims(self) -> tuple:
+        """The profile's state dims that are a parallel gripper's yaw (read as (cos 2θ, sin 2θ) by the pose loss)."""
         from a2g_core.robot.profiles import get_profile
-        return tuple(get_profile(self.profile).half_turn_dims) if self.half_turn_actions else ()
+        return tuple(get_profile(self.profile).half_turn_dims)
+
+    @property
+    def half_turn_action_dims(self) -> tuple:
+        """The action dims the expert models as (cos 2θ, sin 2θ): ``half_turn_dims`` with ``half_turn_actions``,
+        else none."""
+        return self.half_turn_dims if self.half_turn_actions else ()
 
     @property
     def model_action_dim(self) -> int:

@@ -23,7 +23,6 @@ from diffusers.models.transformers.transformer_ltx import LTXVideoTransformerBlo
 from a2g_core import msth
 from a2g_core.flow_matching import euler_integrate, interpolate, sample_t, velocity_target
 from a2g_core.models.act2goal.configuration_act2goal import Act2GoalConfig
-from a2g_core.robot.profiles import get_profile
 
 
 LATENT_STD_FLOOR = 0.1      # of a standardised latent element's std (latents are ~unit scale per channel)
@@ -140,9 +139,14 @@ class GoalConditionedWorldModel(nn.Module):
         return self.unpatchify(out), hidden
 
 
+def doubled_layout(n: int, dims) -> list[tuple[str, int]]:
+    """What each column of ``double_angles``'s output is, for N = ``n``: ("raw", d), then ("cos", d), ("sin", d)."""
+    return [("raw", d) for d in range(n) if d not in dims] + [("cos", d) for d in dims] + [("sin", d) for d in dims]
+
+
 def double_angles(x: torch.Tensor, dims) -> torch.Tensor:
-    """(..., N) → (..., N + len(dims)): the other dims in order, then (cos 2θ, sin 2θ) of each of ``dims``, which
-    is the same for θ and θ + π (a parallel gripper's yaw)."""
+    """(..., N) → (..., N + len(dims)): the other dims in order, then (cos 2θ, sin 2θ) of each of ``dims``
+    (``doubled_layout``), which is the same for θ and θ + π (a parallel gripper's yaw)."""
     dims = list(dims)
     if not dims:
         return x
@@ -223,10 +227,8 @@ class ActionExpert(nn.Module):
         expert whose half-turn action dims were ``old_half_turn``: what they learned of the dims both forms share
         stays, a new (cos, sin) column starts as a fresh layer's with zero output, and the action statistics are
         the caller's to refit (``train --renormalize``)."""
-        def layout(half):
-            other = [("raw", d) for d in range(self.config.action_dim) if d not in half]
-            return other + [("cos", d) for d in half] + [("sin", d) for d in half]
-        old, new = layout(tuple(old_half_turn)), layout(self.config.half_turn_action_dims)
+        a = self.config.action_dim
+        old, new = doubled_layout(a, tuple(old_half_turn)), doubled_layout(a, self.config.half_turn_action_dims)
         if old == new:
             return
         shared = [(new.index(c), old.index(c)) for c in new if c in old]
@@ -246,7 +248,7 @@ class ActionExpert(nn.Module):
         """The linear readout of the keypoint positions that ``pose_loss_weight`` trains to the done state
         (``pose_target``); it only shapes the maps in training, control never reads it."""
         if not hasattr(self, "pose_readout"):
-            n = self.config.state_dim + len(get_profile(self.config.profile).half_turn_dims)
+            n = self.config.state_dim + len(self.config.half_turn_dims)
             self.pose_readout = nn.Linear(self.keypoint_in.in_features, n)
 
     def pose(self, keypoints: torch.Tensor) -> torch.Tensor:
@@ -258,7 +260,7 @@ class ActionExpert(nn.Module):
         yaw gives (cos 2θ, sin 2θ) instead. A parallel gripper grips the same turned by a half turn, so an expert's
         yaw for one scene can be either of two; a readout of the raw yaw learns their mean, which is neither
         (measured: place_shoe's release yaws span 300°, and such a readout was no better than a blind guess)."""
-        half = list(get_profile(self.config.profile).half_turn_dims)
+        half = list(self.config.half_turn_dims)
         z = (state - self.state_mean) / self.state_std
         z[:, half] = state[:, half]
         return double_angles(z, half)
