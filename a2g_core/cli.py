@@ -146,9 +146,6 @@ def cmd_train(args) -> int:
         where = Path(args.out) / "vae"
     else:
         from a2g_core.train.stages import PRESETS
-        if args.init and args.goal_frame:
-            raise ValueError("--goal-frame is for a new policy; one loaded with --init keeps the goal frame it "
-                             "was trained with.")
         if args.init and args.keypoint_contrast:
             raise ValueError("--keypoint-contrast is for a new policy; one loaded with --init keeps its keypoint maps.")
         if args.renormalize and not args.init:
@@ -159,11 +156,10 @@ def cmd_train(args) -> int:
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
                                      ("relative_dims", relative),
                                      ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
-                                     ("context_dropout", args.context_dropout),
+                                     ("context_dropout", args.context_dropout), ("goal_frame", args.goal_frame),
                                      ("half_turn_actions", args.half_turn_actions or None),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
-        changes = {**retrain, **{k: v for k, v in (("goal_frame", args.goal_frame),
-                                                   ("keypoint_contrast", args.keypoint_contrast)) if v}}
+        changes = {**retrain, **({"keypoint_contrast": True} if args.keypoint_contrast else {})}
         if changes and preset in PRESETS and not args.init:     # one loaded with --init takes the retrain part instead
             preset = PRESETS[preset].with_(**changes)
         cache_bar, cache_progress = _bar("latent cache", "ep")
@@ -678,9 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "training never reads it, eval and the lab start from it (default: the preset's, or the "
                         "--init policy's)")
     t.add_argument("--goal-frame", choices=GOAL_FRAMES,
-                   help="stage 1: which frame of an expert episode is its goal image, in training and in every goal "
-                        "made for the policy: final (the last: task done, arm home) or success (the first with "
-                        "the task done, as rollouts end); default: the preset's")
+                   help="which frame of an expert episode is its goal image, in training and in every goal made "
+                        "for the policy: final (the last: task done, arm home) or success (the first with the task "
+                        "done, as rollouts end); default: the preset's, or the --init policy's")
     t.add_argument("--vae-blocks", default="16,32,64",
                    help="VAE: channels per block; n blocks compress 2^(n-1)× (default 16,32,64: 4×)")
     t.add_argument("--vae-object-weight", type=float, default=10.0,

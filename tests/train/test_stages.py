@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     train_vae(root / "data", root / "vae", STEPS, vae_config=VAE)
     train_policy(root / "data", root / "s1", STEPS, stage=1, preset=POLICY, vae_dir=root / "vae" / "vae")
     train_policy(root / "data", root / "s2", STEPS, stage=2, init=root / "s1" / "final", execute=4,
-                 retrain={"early_windows": 0.5})
+                 retrain={"early_windows": 0.5, "goal_frame": "success"})
     return root
 
 
@@ -58,6 +58,7 @@ def test_stage_two_changes_the_policy_and_keeps_normalisation(run):
     assert a.trained_on == b.trained_on == [("place_empty_cup", "easy")]   # recorded in policy.json, kept by stage 2
     assert (a.config.msth_E, b.config.msth_E) == (6, 4)                    # stage 2's execute=4, saved with it
     assert (a.config.early_windows, b.config.early_windows) == (0.0, 0.5)  # and its retrain, in both networks
+    assert (a.config.goal_frame, b.config.goal_frame) == ("final", "success")
     assert b.world_model.config is b.expert.config is b.config
 
 
