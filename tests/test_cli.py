@@ -1,4 +1,6 @@
 import fcntl
+import os
+import shutil
 import subprocess
 import sys
 
@@ -59,13 +61,17 @@ def test_gen_data_goal_vae_strip_and_cache_latents(tmp_path, capsys):
     cache = ["cache-latents", "--vae", str(tmp_path / "vae"), "--data", str(tmp_path / "ds")]
     assert main(cache) == 0
     (cached,) = (tmp_path / "ds" / "latents").glob("*/*/head.npy")
-    (lock,) = (tmp_path / "ds" / "latents").glob("*/.lock")
-    with open(lock) as held:                          # another writer holds the cache: refused, nothing touched
+    shutil.copytree(tmp_path / "ds", tmp_path / "copy", copy_function=os.link)      # as `cp -al` copies a dataset
+    held = os.open(cached.parent.parent, os.O_RDONLY)
+    try:                                              # another writer holds the cache: refused, nothing touched
         fcntl.flock(held, fcntl.LOCK_EX)
         (cached.parent.parent / "in-progress.tmp").mkdir()
         assert main(cache) == 2
         assert "Another process is writing the latent cache" in capsys.readouterr().err
         assert (cached.parent.parent / "in-progress.tmp").exists()
+        assert main(cache[:-1] + [str(tmp_path / "copy")]) == 0            # a hard-linked copy has a lock of its own
+    finally:
+        os.close(held)
     assert np.load(cached).shape[1:] == (4, 48, 48)                # 96 px through the VAE's one 2x downsampling
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0

@@ -3,7 +3,8 @@
 ``<dataset>/latents/<vae_id>/<episode>/<view>.npy`` float16 (T+1, C, h, w). ``vae_id`` is a hash of
 the VAE's weights, so another VAE never reads a stale cache; each episode's folder is written as
 ``.tmp`` and renamed, so a killed run resumes where it stopped. One process writes a cache at a
-time (an flock on ``<cache>/.lock``); a second is refused rather than let it clear the first's ``.tmp``.
+time (an flock on the cache folder itself: a folder cannot be hard-linked, so a dataset copied with
+``cp -al`` locks its own cache, not the original's); a second is refused rather than let it clear the first's ``.tmp``.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
     root = cache_dir(store.root, vae_dir)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
+    lock = os.open(root, os.O_RDONLY)
+    try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,6 +72,8 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
             os.replace(tmp, root / ep.path.name)
             if progress:
                 progress(i + 1, len(todo))
+    finally:
+        os.close(lock)
     return root
 
 
