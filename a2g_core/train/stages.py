@@ -100,7 +100,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  retrain: dict | None = None, renormalize: bool = False, execute: int | None = None,
                  keypoint_shapes: bool = False):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
-    ``tasks``/``modes`` where given). ``retrain`` replaces training-only settings of an ``init``
+    ``tasks``/``modes`` where given). ``retrain`` replaces settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``,
     ``context_dropout``, ``goal_frame``, ``relative_dims`` and ``half_turn_actions``: only with ``renormalize``,
     ``fixed_horizon``: switches a policy trained on the steps left to the goal to control's K). An ``init``
