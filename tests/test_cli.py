@@ -62,16 +62,21 @@ def test_gen_data_goal_vae_strip_and_cache_latents(tmp_path, capsys):
     assert main(cache) == 0
     (cached,) = (tmp_path / "ds" / "latents").glob("*/*/head.npy")
     shutil.copytree(tmp_path / "ds", tmp_path / "copy", copy_function=os.link)      # as `cp -al` copies a dataset
-    held = os.open(cached.parent.parent, os.O_RDONLY)
-    try:                                              # another writer holds the cache: refused, nothing touched
+    root = cached.parent.parent
+    held = os.open(root, os.O_RDONLY)
+    try:
         fcntl.flock(held, fcntl.LOCK_EX)
-        (cached.parent.parent / "in-progress.tmp").mkdir()
-        assert main(cache) == 2
+        (root / "in-progress.tmp").mkdir()
+        assert main(cache) == 0                           # a complete cache is only read: no lock needed
+        shutil.rmtree(cached.parent)
+        assert main(cache) == 2                           # another writer holds it: refused, nothing touched
         assert "Another process is writing the latent cache" in capsys.readouterr().err
-        assert (cached.parent.parent / "in-progress.tmp").exists()
+        assert (root / "in-progress.tmp").exists() and not cached.exists()
+        shutil.rmtree(tmp_path / "copy" / cached.relative_to(tmp_path / "ds").parent)
         assert main(cache[:-1] + [str(tmp_path / "copy")]) == 0            # a hard-linked copy has a lock of its own
     finally:
         os.close(held)
+    assert main(cache) == 0 and not (root / "in-progress.tmp").exists()
     assert np.load(cached).shape[1:] == (4, 48, 48)                # 96 px through the VAE's one 2x downsampling
     assert main(["vae-strip", "--vae", "nothing", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "w.png")]) == 2
     assert main(["goal", "--task", "writing", "--word", "ok", "--resolution", "64", "--out", str(tmp_path / "g")]) == 0

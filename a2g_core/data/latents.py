@@ -5,6 +5,7 @@ the VAE's weights, so another VAE never reads a stale cache; each episode's fold
 ``.tmp`` and renamed, so a killed run resumes where it stopped. One process writes a cache at a
 time (an flock on the cache folder itself: a folder cannot be hard-linked, so a dataset copied with
 ``cp -al`` locks its own cache, not the original's); a second is refused rather than let it clear the first's ``.tmp``.
+A complete cache is only read, so runs that share one start side by side without the lock.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
     root = cache_dir(store.root, vae_dir)
     root.mkdir(parents=True, exist_ok=True)
+    if all((root / e.path.name).exists() for e in store):
+        return root
     lock = os.open(root, os.O_RDONLY)
     try:
         try:
