@@ -18,6 +18,7 @@ EVAL_SEED_START = 10_000       # far from the training seeds (gen-data starts at
 
 _WORKER_CACHE: dict = {}     # per worker process: loaded policies and envs
 PLACE_CM = 5.0               # a first grasp this near (x-y) where the expert lets the object go is at its place
+EDGE_M = 0.002               # an arm this near (x-y) a bound of its task's workspace is pinned at its edge
 
 
 def _cm(a, b) -> float:
@@ -38,6 +39,13 @@ def grasp_at_place(grasp, taken, let_go) -> bool:
     the other. The cup's coaster, say: the object read off the goal image instead of the scene."""
     to_place = _cm(grasp[:2], let_go[:2])
     return to_place < PLACE_CM and to_place < _cm(grasp[:2], taken[:2])
+
+
+def at_workspace_edge(state, low, high) -> bool:
+    """Whether a state's x-y lies within ``EDGE_M`` of the workspace's bounds ``low``, ``high``: where a
+    policy that keeps pushing past them ends, since the env clips every action to them."""
+    xy = np.asarray(state)[:2]
+    return bool((xy - np.asarray(low)[:2] < EDGE_M).any() or (np.asarray(high)[:2] - xy < EDGE_M).any())
 
 
 def median_scores(results: list[dict]) -> dict[str, float] | None:
@@ -63,7 +71,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     ``out["episode"]`` is the rollout (a ``sim.rollout.Episode``) and ``out["chunks"]`` the (t0, t1)
     step ranges of the executed chunks: the transitions of hindsight replay. ``out["grasp"]`` is the pose
     (x, y, z, yaw) where the policy first shut the gripper (``sim.rollout.first_grasp``) or None; ``out["scores"]`` how near
-    the last scene came to the task's success check (``Task.scores``: cm off the target, ink on the word)."""
+    the last scene came to the task's success check (``Task.scores``: cm off the target, ink on the word);
+    ``out["at_edge"]`` whether the arm ended pinned at its workspace's edge (``at_workspace_edge``)."""
     from a2g_core.sim.rollout import Episode, first_grasp
     obs, info = env.reset(seed=seed)
     policy.reset(seed=seed if noise_seed is None else noise_seed)
@@ -82,7 +91,7 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     grasp = first_grasp(states, actions)
     out = {"seed": seed, "noise_seed": seed if noise_seed is None else noise_seed,
            "success": bool(info["is_success"]), "steps": step + 1, "grasp": None if grasp is None else grasp.tolist(),
-           "scores": env.task.scores(env)}
+           "scores": env.task.scores(env), "at_edge": at_workspace_edge(states[-1], *env.task.workspace())}
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
@@ -149,7 +158,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     there than the object: a policy that reads the goal image's object for the one in front of it;
     ``scores``: the median over the episodes of each figure of ``Task.scores`` at their ends (for
     writing, the ink's coverage of the word and its precision), and ``failed_scores`` over the failed
-    ones alone (None without any): how near the failures came."""
+    ones alone (None without any): how near the failures came; ``failures_at_edge``, the failed episodes whose
+    arm ended pinned at the workspace's edge (``at_workspace_edge``): a policy lost off its data's states."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -191,6 +201,7 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
                         **{k: float(np.median([r[k] for r in gripped])) if gripped else None
                            for k in ("grasp_error_cm", "grasp_turn_deg")},
                         "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
+                        "failures_at_edge": sum(r["at_edge"] and not r["success"] for r in rs),
                         "scores": median_scores(rs), "failed_scores": median_scores([r for r in rs if not r["success"]]),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

@@ -1,7 +1,8 @@
 """Closed-loop episodes: one scene per seed, or one scenario with the policy's noise drawn per episode."""
 import numpy as np
 
-from a2g_core.eval.policy_eval import evaluate, grasp_at_place, grasp_turn_deg, load_policy, run_episode
+from a2g_core.eval.policy_eval import (at_workspace_edge, evaluate, grasp_at_place, grasp_turn_deg, load_policy,
+                                      run_episode)
 from a2g_core.sim import make_env
 from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
 
@@ -64,8 +65,25 @@ def test_replaying_the_expert_grasps_where_the_expert_did():
     assert want[2] < 0.1                                   # the expert shuts low, at the cup
     assert np.linalg.norm(let_go[:2] - want[:2]) > 0.1     # and lets go on the coaster, apart
     out = run_episode(Replay(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0])
-    assert out["success"] and out["scores"]["cup_off_cm"] < 2.5
+    assert out["success"] and out["scores"]["cup_off_cm"] < 2.5 and not out["at_edge"]
     np.testing.assert_allclose(out["grasp"], want, atol=1e-4)
+
+
+def test_an_arm_that_keeps_pushing_ends_pinned_at_the_workspace_edge():
+    low, high = np.array([-0.3, -0.2, 0.0]), np.array([0.3, 0.2, 0.3])
+    assert at_workspace_edge([0.299, 0.0, 0.1], low, high) and at_workspace_edge([0.0, -0.2, 0.1], low, high)
+    assert not at_workspace_edge([0.29, 0.19, 0.0], low, high)          # near, not at; z is not x-y
+
+    class Push:                                           # a target far past the +x bound, every step
+        def reset(self, seed):
+            pass
+
+        def select_action(self, obs, goal):
+            return np.array([1.0, 0.0, 0.2, 0.0, 0.0])
+
+    env = make_env("place_empty_cup", "easy", 64)
+    out = run_episode(Push(), env, 3, expert_goal("place_empty_cup", "easy", 3, 64)[0], max_steps=60)
+    assert out["at_edge"] and not out["success"]
 
 
 def test_fewer_actions_per_chunk_replan_more_often(tiny_policy_dir):
