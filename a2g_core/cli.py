@@ -270,14 +270,16 @@ def cmd_eval(args) -> int:
                              execute=args.execute, max_steps=args.max_steps, progress=on_episode)
     bar.close()
     print("| task | mode | success | 95% interval | episodes | actions per chunk | mean steps | "
-          "first grasp off the expert's (median: cm, wrist yaw) | first grasps where the object goes | the failures' end (median) | failures at the workspace's edge |")
+          "first grasp off the expert's (median: cm, wrist yaw) | first grasps where the object goes | "
+          "the failures' end (median) | failures at the workspace's edge |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in reports:
         grasp = ("—" if r["grasp_error_cm"] is None else
                  f"{r['grasp_error_cm']:.1f} cm, {r['grasp_turn_deg']:.0f}° ({r['grasps']} episodes)")
         end = "—" if r["failed_scores"] is None else ", ".join(f"{k} {v:.2f}" for k, v in r["failed_scores"].items())
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
-              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} | {r['failures_at_edge']} |")
+              f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} | "
+              f"{r['failures_at_edge']} |")
     if args.max_steps:
         print(f"note: every episode ended by step {args.max_steps} (--max-steps), not at its task's own limit.")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})

@@ -54,7 +54,8 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
     """Encode every episode of ``store`` that is not cached yet; return the cache folder."""
     root = cache_dir(store.root, vae_dir)
     root.mkdir(parents=True, exist_ok=True)
-    if all((root / e.path.name).exists() for e in store):
+    todo = [e for e in store if not (root / e.path.name).exists()]
+    if not todo:
         return root
     lock = os.open(root, os.O_RDONLY)
     try:
@@ -66,7 +67,7 @@ def build_latent_cache(store: EpisodeStore, vae, vae_dir: str | Path, *,
         for stale in root.glob("*.tmp"):
             shutil.rmtree(stale)
         vae.eval()
-        todo = [e for e in store if not (root / e.path.name).exists()]
+        todo = [e for e in todo if not (root / e.path.name).exists()]    # a writer before us may have done some
         for i, ep in enumerate(todo):
             tmp = root / (ep.path.name + ".tmp")
             tmp.mkdir()

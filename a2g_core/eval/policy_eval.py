@@ -91,7 +91,8 @@ def run_episode(policy, env, seed: int, goal: dict, max_steps: int | None = None
     grasp = first_grasp(states, actions)
     out = {"seed": seed, "noise_seed": seed if noise_seed is None else noise_seed,
            "success": bool(info["is_success"]), "steps": step + 1, "grasp": None if grasp is None else grasp.tolist(),
-           "scores": env.task.scores(env), "at_edge": at_workspace_edge(states[-1], *env.task.workspace())}
+           "scores": env.task.scores(env),
+           "at_edge": at_workspace_edge(states[-1], env.action_space.low, env.action_space.high)}
     if record:
         e = policy.config.msth_E
         out["episode"] = Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
