@@ -156,6 +156,7 @@ def cmd_train(args) -> int:
         retrain = {k: v for k, v in (("state_noise", args.state_noise), ("state_noise_dims", noise_dims),
                                      ("relative_dims", relative),
                                      ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
+                                     ("pose_target", args.pose_target),
                                      ("context_dropout", args.context_dropout), ("goal_frame", args.goal_frame),
                                      ("half_turn_actions", args.half_turn_actions or None),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
@@ -539,6 +540,7 @@ def cmd_benchmark(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from a2g_core.data.episodes import GOAL_FRAMES
+    from a2g_core.data.windows import POSE_TARGETS
     from a2g_core.sim.env import RESOLUTIONS
     p = argparse.ArgumentParser(prog="python -m a2g_core", description="Act2Goal Lab: simulator, data and models.")
     sub = p.add_subparsers(dest="command", metavar="<command>")
@@ -650,6 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of an auxiliary loss that has a linear readout of the keypoint positions predict the "
                         "state where the task is done, so the maps find what sets that pose (default 0: off, or the "
                         "--init policy's own; needs keypoints)")
+    t.add_argument("--pose-target", choices=POSE_TARGETS, default=None,
+                   help="what --pose-loss's readout predicts: done (the state where the task is done) or next_grip "
+                        "(the state at the next grasp or release, then the done state: where the object in hand goes "
+                        "on a task of several picks); default: done, or the --init policy's own")
     t.add_argument("--half-turn-actions", action="store_true",
                    help="the expert models the wrist's yaw action as an axis, (cos 2θ, sin 2θ), and control turns to "
                         "that axis's yaw nearest the current one: a parallel gripper grips the same a half turn round, "

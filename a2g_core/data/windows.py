@@ -17,14 +17,28 @@ from a2g_core import msth
 from a2g_core.data.episodes import EpisodeStore, goal_step
 from a2g_core.data.latents import load_latents
 
+# what a window's ``done_state`` (the pose readout's target) is: the state where the task is done, or the state at
+# the next step a gripper command changes (a grasp or a release), where the task is done after the last
+POSE_TARGETS = ("done", "next_grip")
+
+
+def grip_changes(actions: np.ndarray, grip_dims) -> np.ndarray:
+    """The steps (ascending) at which any of ``grip_dims`` of the (T, A) actions crosses 0.5 from the step before
+    (0 open, 1 shut: a grasp or a release)."""
+    if not len(grip_dims):
+        raise ValueError("A pose target at the next grip needs the profile's gripper dims; it has none.")
+    shut = np.asarray(actions)[:, list(grip_dims)] > 0.5
+    return 1 + np.flatnonzero((shut[1:] != shut[:-1]).any(axis=1))
+
 
 class MSTHWindows:
     """Samples batches of windows from the latent cache of ``store``; holds memory maps, not frames."""
 
     def __init__(self, store: EpisodeStore, latent_root, cfg: msth.MSTHConfig, views, goal_frame: str = "final",
-                 horizon: int | None = None, early: float = 0.0):
+                 horizon: int | None = None, early: float = 0.0, pose_target: str = "done", grip_dims=()):
         """``early``: the fraction of sampled windows that start within the episode's first P steps
-        (the rest start anywhere before success)."""
+        (the rest start anywhere before success). ``pose_target`` (``POSE_TARGETS``) sets each window's
+        ``done_state``; "next_grip" reads the gripper commands at ``grip_dims`` of the actions."""
         if len(store) == 0:
             raise ValueError(f"The dataset {store.root} has no successful episodes to train on.")
         missing = [v for v in views if v not in store.views]
@@ -32,6 +46,8 @@ class MSTHWindows:
             raise ValueError(f"The dataset {store.root} has no view(s) {missing}; it has {store.views}.")
         if not 0 <= early <= 1:
             raise ValueError(f"The fraction of early windows must be in [0, 1], got {early}.")
+        if pose_target not in POSE_TARGETS:
+            raise ValueError(f"The pose target must be one of {', '.join(POSE_TARGETS)}; got {pose_target!r}.")
         self.cfg, self.views, self.horizon, self.early = cfg, list(views), horizon, early
         self.latents = [[load_latents(latent_root, e.path.name, v) for v in self.views] for e in store]
         low = [e.lowdim() for e in store]
@@ -41,6 +57,7 @@ class MSTHWindows:
         self.starts = np.array([e.steps_before_success for e in store])
         self.ends = np.array([goal_step(goal_frame, e.length, e.success_step) for e in store])
         self.dones = np.array([goal_step("success", e.length, e.success_step) for e in store])
+        self.grips = [grip_changes(a, grip_dims) if pose_target == "next_grip" else None for a in self.actions]
 
     def all_states(self) -> np.ndarray:
         return np.concatenate(self.states)
@@ -55,8 +72,12 @@ class MSTHWindows:
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
         """The window at step ``t`` of episode ``e``, its goal at the episode's goal step."""
+        done = int(self.dones[e])
+        if self.grips[e] is not None:                   # the next grasp or release at or after t, if before done
+            later = self.grips[e][self.grips[e] >= t]
+            done = min(done, int(later[0])) if len(later) else done
         return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]), self.horizon,
-                           done=int(self.dones[e]))
+                           done=done)
 
 
 def msth_window(cfg: msth.MSTHConfig, latents: list[np.ndarray], states: np.ndarray, actions: np.ndarray,

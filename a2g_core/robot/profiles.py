@@ -31,6 +31,11 @@ class Profile:
     def action_dim(self) -> int:
         return len(self.action_names)
 
+    @property
+    def grip_dims(self) -> tuple:
+        """The action dims that command a gripper."""
+        return tuple(i for i, n in enumerate(self.action_names) if "grip" in n)
+
     def make_safe(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Clamp a chunk (H, A) to the limits and to ``max_step`` per step, starting from ``state``
         (whose first ``action_dim`` entries are the commanded quantities). Non-finite input is an error."""

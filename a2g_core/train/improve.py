@@ -101,7 +101,7 @@ def expert_windows(policy, vae_dir: Path, data: str, cfg: ImproveConfig, role: s
         raise ValueError(f"The {role} dataset {data} has no successful {cfg.task} ({cfg.mode}) episodes.")
     root = build_latent_cache(store, policy.vae, vae_dir)
     return MSTHWindows(store, root, policy.config.msth, policy.config.views, policy.config.goal_frame,
-                       policy.config.train_horizon)
+                       policy.config.train_horizon, **policy.config.pose_windows)
 
 
 PROBE_WINDOWS, PROBE_BATCH = 256, 32

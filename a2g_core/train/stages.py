@@ -101,7 +101,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  keypoint_shapes: bool = False):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces settings of an ``init``
-    policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``,
+    policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``, ``pose_target``,
     ``context_dropout``, ``goal_frame``, ``relative_dims`` and ``half_turn_actions``: only with ``renormalize``,
     ``fixed_horizon``: switches a policy trained on the steps left to the goal to control's K). An ``init``
     policy keeps its state and action statistics unless ``renormalize`` refits them to this data; data where a dim varies
@@ -152,7 +152,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame,
-                          policy.config.train_horizon, policy.config.early_windows)
+                          policy.config.train_horizon, policy.config.early_windows,
+                          **policy.config.pose_windows)
     chunks = windows.sample(np.random.default_rng(0), 4096)
     proprio = windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy()
     if init is None:

@@ -121,3 +121,27 @@ def test_early_windows_start_within_the_first_P_steps(store_and_cache):
     assert 0.45 < half < 0.65                               # half by choice, plus uniform ones that land there
     with pytest.raises(ValueError, match=r"early windows must be in \[0, 1\]"):
         MSTHWindows(store, cache, CFG, ["head"], early=1.5)
+
+
+def test_next_grip_pose_target(store_and_cache):
+    """``pose_target="next_grip"``: a window's done_state is the state at the next grasp or release (the expert
+    shuts the gripper on the shoe, then opens it over the mat), and the done state after the last; a profile
+    without grippers, or an unknown target, is one sentence."""
+    from a2g_core.data.windows import grip_changes
+    from a2g_core.robot.profiles import get_profile
+    store, cache = store_and_cache
+    ep = store[0]
+    states, actions = ep.lowdim()
+    grips = grip_changes(actions, get_profile("tabletop").grip_dims)
+    assert len(grips) == 2 and actions[grips[0], 4] > 0.5 > actions[grips[0] - 1, 4]     # shut, then opened
+    assert actions[grips[1], 4] < 0.5 < actions[grips[1] - 1, 4]
+    w = MSTHWindows(store, cache, CFG, ["head"], pose_target="next_grip", grip_dims=(4,))
+    done = MSTHWindows(store, cache, CFG, ["head"])
+    for t, target in ((0, grips[0]), (grips[0], grips[0]), (grips[0] + 1, min(grips[1], ep.success_step))):
+        np.testing.assert_array_equal(w.window(0, t)["done_state"], states[target])
+    np.testing.assert_array_equal(done.window(0, 0)["done_state"], states[ep.success_step])
+    assert get_profile("genie01").grip_dims == (14, 15)
+    with pytest.raises(ValueError, match="needs the profile's gripper dims"):
+        MSTHWindows(store, cache, CFG, ["head"], pose_target="next_grip")
+    with pytest.raises(ValueError, match="pose target must be one of done, next_grip; got 'middle'"):
+        MSTHWindows(store, cache, CFG, ["head"], pose_target="middle")

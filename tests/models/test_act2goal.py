@@ -228,6 +228,7 @@ def test_bad_inputs(policy, tmp_path):
     ({"goal_frame": "last"}, "Unknown goal frame"), ({"pose_loss_weight": 1.0, "keypoints": 0}, "reads keypoints"),
     ({"pose_loss_weight": -0.5}, "at least 0"), ({"context_dropout": 1.0}, r"in \[0, 1\)"),
     ({"context_dropout": -0.1}, r"in \[0, 1\)"), ({"half_turn_actions": True}, "take them out of relative_dims"),
+    ({"pose_target": "goal"}, "pose_target must be one of done, next_grip"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

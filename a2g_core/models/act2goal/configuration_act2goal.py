@@ -67,6 +67,12 @@ class Act2GoalConfig(ConfigBase):
     # trained on that yaw, reads it to 3°. With it, one cycle took the token's reading from 25° to 8° but not
     # place_shoe's success (26/100 against 32/100 before the cycle, p 0.36; thirty-seventh session). 0: off
     pose_loss_weight: float = 0.0
+    # what the pose readout predicts: "done" (the state where the task is done, above) or "next_grip" (the state at
+    # the next step a gripper command changes, a grasp or a release, and the done state after the last): on a
+    # task of several picks the done state is only the last place, so the maps are never asked where the object
+    # in hand goes before it (pick_dual_bottles set its first bottle a few cm off, ±7 cm on 9 of 100 unseen seeds;
+    # forty-second session)
+    pose_target: str = "done"
     # the fraction of training samples whose action expert reads a null world-model context (its block-i
     # cross-attention sees zeros), so it must act from its state and keypoint tokens alone. place_shoe's expert
     # fitted each training scene's carry turn from that context and read none on unseen scenes, though its keypoint
@@ -152,6 +158,9 @@ class Act2GoalConfig(ConfigBase):
         if self.pose_loss_weight < 0 or (self.pose_loss_weight and not self.keypoints):
             raise ValueError(f"pose_loss_weight must be at least 0, and reads keypoints (keypoints > 0); got "
                              f"{self.pose_loss_weight} with {self.keypoints} keypoints.")
+        from a2g_core.data.windows import POSE_TARGETS
+        if self.pose_target not in POSE_TARGETS:
+            raise ValueError(f"pose_target must be one of {', '.join(POSE_TARGETS)}; got {self.pose_target!r}.")
         if not 0 <= self.context_dropout < 1:
             raise ValueError(f"context_dropout is a fraction of samples in [0, 1); got {self.context_dropout}.")
         if not 0 <= self.early_windows <= 1:
@@ -196,6 +205,12 @@ class Act2GoalConfig(ConfigBase):
 
     def with_(self, **kw) -> "Act2GoalConfig":
         return replace(self, **kw)
+
+    @property
+    def pose_windows(self) -> dict:
+        """The training windows' pose-target settings (``MSTHWindows``'s ``pose_target`` and ``grip_dims``)."""
+        from a2g_core.robot.profiles import get_profile
+        return {"pose_target": self.pose_target, "grip_dims": get_profile(self.profile).grip_dims}
 
     def fit_to_vae(self, vae_config) -> "Act2GoalConfig":
         """This config on ``vae_config``'s latents, keeping its tokens per frame (the patch grows with
