@@ -148,6 +148,8 @@ def cmd_train(args) -> int:
         from a2g_core.train.stages import PRESETS
         if args.init and args.keypoint_contrast:
             raise ValueError("--keypoint-contrast is for a new policy; one loaded with --init keeps its keypoint maps.")
+        if args.carry_resolution and not args.init:
+            raise ValueError("--carry-resolution is for a policy loaded with --init; a new one takes its data's frames.")
         if args.renormalize and not args.init:
             raise ValueError("--renormalize is for a policy loaded with --init; a new one fits its statistics to its data.")
         preset = args.preset        # an unknown name is refused by train_policy
@@ -170,7 +172,7 @@ def cmd_train(args) -> int:
                             modes=_split(args.mode, MODES, "mode") if args.mode else None,
                             cache_progress=lambda i, n: cache_progress(i, n, {}), retrain=retrain,
                             renormalize=args.renormalize, execute=args.execute,
-                            keypoint_shapes=args.keypoint_shapes)
+                            keypoint_shapes=args.keypoint_shapes, carry_resolution=args.carry_resolution)
         cache_bar.close()
         where = Path(args.out) / "final"
     bar.close()
@@ -677,6 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init: refit the policy's state and action statistics to this data (needed where a dim "
                         "varies that was constant in its training data, e.g. the peg's turn in hard plug_in; the "
                         "latents' statistics stay as trained)")
+    t.add_argument("--carry-resolution", action="store_true",
+                   help="with --init on data rendered at another frame size (gen-data --resolution): carry the policy "
+                        "to it, the same tokens per frame in larger patches of latents (patch embeddings resized, latent "
+                        "statistics refitted to the data; default: refuse such data)")
     t.add_argument("--execute", type=int, default=None,
                    help="stages 1-2: the actions per chunk (E) the saved policy executes before predicting again; "
                         "training never reads it, eval and the lab start from it (default: the preset's, or the "

@@ -98,7 +98,7 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                  vae_dir: str | Path | None = None, init: str | Path | None = None, variant: str = "act2goal",
                  per_task: int | None = None, tasks=None, modes=None, progress=None, cache_progress=None,
                  retrain: dict | None = None, renormalize: bool = False, execute: int | None = None,
-                 keypoint_shapes: bool = False):
+                 keypoint_shapes: bool = False, carry_resolution: bool = False):
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``, ``pose_target``,
@@ -108,7 +108,9 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     far more than they allow (hard plug_in turns its peg, easy never does) is refused. ``execute``
     sets the E the saved policy runs with (training never reads it; default: the preset's or the
     ``init`` policy's). ``keypoint_shapes`` has the action expert read its keypoint maps' shapes too, from
-    a new input layer at zero weight (an ``init`` policy acts as before until training uses them)."""
+    a new input layer at zero weight (an ``init`` policy acts as before until training uses them).
+    ``carry_resolution``: an ``init`` policy trained on frames of another size is carried to the data's
+    (``Act2GoalPolicy.at_resolution``, its latent statistics fitted to the data); otherwise that is refused."""
     from a2g_core.data.latents import build_latent_cache
     from a2g_core.data.windows import MSTHWindows
     if stage == 2 and init is None:
@@ -138,6 +140,12 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
             raise ValueError(f"The dataset {data} comes from the {profile!r} profile; the models know "
                              f"{', '.join(LAYOUTS)}.")
         policy = build_policy(preset, vae_dir, variant, profile, resolution=store.resolution)
+    carried = store.resolution != policy.config.resolution
+    if carried and not (init is not None and carry_resolution):
+        raise ValueError(f"The dataset's frames are {store.resolution} px but the policy takes "
+                         f"{policy.config.resolution} px" + (" (--carry-resolution resizes it to them)." if init else "."))
+    if carried:
+        policy = policy.at_resolution(store.resolution)
     if execute is not None:
         policy.set_execute(execute)
     if keypoint_shapes:
@@ -146,9 +154,6 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
         policy.expert.add_pose_readout()
     if sorted(store.views) != sorted(policy.config.views):
         raise ValueError(f"The dataset {data} has views {store.views} but the policy reads {list(policy.config.views)}.")
-    if store.resolution != policy.config.resolution:
-        raise ValueError(f"The dataset's frames are {store.resolution} px but the policy takes "
-                         f"{policy.config.resolution} px.")
     policy.to(device())                    # the cache is encoded (and the policy trained) on the GPU if any
     latent_root = build_latent_cache(store, policy.vae, vae_dir, progress=cache_progress)
     windows = MSTHWindows(store, latent_root, policy.config.msth, policy.config.views, policy.config.goal_frame,
@@ -156,6 +161,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
                           **policy.config.pose_windows)
     chunks = windows.sample(np.random.default_rng(0), 4096)
     proprio = windows.all_states(), chunks["actions"].numpy(), chunks["state"].numpy()
+    if carried and policy.config.latent_standardize:        # per element: fitted to frames of the new size
+        policy.set_latent_normalization(chunks["obs_latents"].numpy())
     if init is None:
         policy.set_normalization(*proprio, chunks["obs_latents"].numpy())
     elif renormalize:

@@ -183,3 +183,34 @@ def test_a_vae_trained_on_64_px_frames_reads_96_px_data(run, tmp_path):
     goal = {v: np.asarray(img) for v, img in EpisodeStore(tmp_path / "data96")[0].goal().items()}
     assert policy.predict_action_chunk(obs, goal).shape == (1, POLICY.msth_P, 5)
     env.close()
+
+
+def test_init_carried_to_another_frame_size(run, tmp_path):
+    """``carry_resolution`` (``train --carry-resolution``): a policy trained on 64 px frames, trained on 96 px ones
+    with the same tokens per frame in larger patches of latents; without it such data is refused in one sentence."""
+    generate(tmp_path / "d96", tasks=["place_empty_cup"], modes=["easy"], episodes=1, resolution=96)
+    with pytest.raises(ValueError, match=r"frames are 96 px but the policy takes 64 px \(--carry-resolution resizes"):
+        train_policy(tmp_path / "d96", tmp_path / "a", STEPS, stage=2, init=run / "s1" / "final")
+    train_policy(tmp_path / "d96", tmp_path / "b", STEPS, stage=2, init=run / "s1" / "final", carry_resolution=True)
+    s1, big = (Act2GoalPolicy.from_pretrained(p) for p in (run / "s1" / "final", tmp_path / "b" / "final"))
+    assert (big.config.resolution, big.vae.config.resolution) == (96, 96)
+    assert big.config.latent_size // big.config.patch_size == s1.config.latent_size // s1.config.patch_size
+    torch.testing.assert_close(big.expert.action_mean, s1.expert.action_mean)       # its proprio statistics kept
+    standardized = Act2GoalPolicy(s1.config.with_(latent_standardize=True), vae=s1.vae)
+    standardized.load_state_dict(s1.state_dict(), strict=False)
+    standardized.save_pretrained(tmp_path / "std")
+    train_policy(tmp_path / "d96", tmp_path / "c", STEPS, stage=2, init=tmp_path / "std", carry_resolution=True)
+    mean = Act2GoalPolicy.from_pretrained(tmp_path / "c" / "final").world_model.latent_mean
+    assert mean.shape[-2:] == (big.config.latent_size,) * 2 and mean.abs().sum() > 0  # refitted on 96 px latents
+    # a latent field that is smooth across a patch embeds as it did in the smaller patch
+    carried = s1.at_resolution(96)
+    c, p0, p1 = s1.config.latent_channels, s1.config.patch_size, carried.config.patch_size
+    field = torch.randn(1, 1, c, 1, 1)
+    before = s1.world_model.patch_in(s1.world_model.patchify(field.expand(1, 1, c, p0, p0)))
+    after = carried.world_model.patch_in(carried.world_model.patchify(field.expand(1, 1, c, p1, p1)))
+    torch.testing.assert_close(after, before, rtol=0.05, atol=0.05)
+    env = make_env("place_empty_cup", "easy", 96)
+    obs, _ = env.reset(seed=0)
+    goal = {v: np.asarray(img) for v, img in EpisodeStore(tmp_path / "d96")[0].goal().items()}
+    assert np.isfinite(big.predict_action_chunk(obs, goal).numpy()).all()
+    env.close()

@@ -364,14 +364,48 @@ class Act2GoalPolicy(nn.Module):
         (state-relative) form; ``chunk_states`` (N, S) is the state each chunk starts from;
         ``latents`` (N, V, C, h, w), training frames' latents, when the config standardises them
         (the std is floored at ``LATENT_STD_FLOOR`` so a pixel that never changes is not blown up)."""
-        wm = self.world_model
         if self.config.latent_standardize:
             if latents is None:
                 raise ValueError("This config standardises latents: pass training latents to set_normalization.")
-            z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
-            wm.latent_mean.copy_(z.mean(0))
-            wm.latent_std.copy_(torch.sqrt(z.var(0) + LATENT_STD_FLOOR ** 2))
+            self.set_latent_normalization(latents)
         self.set_proprio_normalization(states, chunks, chunk_states)
+
+    def set_latent_normalization(self, latents: np.ndarray) -> None:
+        """The per-element latent statistics of ``set_normalization`` alone, from (N, V, C, h, w) latents."""
+        z = torch.as_tensor(np.asarray(latents, dtype=np.float32))
+        self.world_model.latent_mean.copy_(z.mean(0))
+        self.world_model.latent_std.copy_(torch.sqrt(z.var(0) + LATENT_STD_FLOOR ** 2))
+
+    def at_resolution(self, resolution: int) -> "Act2GoalPolicy":
+        """This policy reading frames of ``resolution`` px (a new policy; its VAE is shared, in place, as
+        ``VideoVAE.at_resolution``): the same tokens per frame in larger (or smaller) patches of latents, so the
+        patch embeddings and the world model's latent head are resized bilinearly (the inputs scaled by the
+        patch-area ratio, so a smooth latent field embeds as before) and every other weight is kept (the keypoint
+        maps are 1×1 convolutions). The latent statistics are per element, so they are left to be refitted on
+        frames of the new size (``set_latent_normalization``; ``train --carry-resolution`` does)."""
+        if self.vae is None:
+            raise ValueError("A policy without its VAE cannot change the frame size it reads.")
+        cfg = self.config.fit_to_vae(self.vae.at_resolution(resolution).config)
+        new = type(self)(cfg, vae=self.vae)
+        new.stage, new.trained_on = self.stage, self.trained_on
+        c, p0, p1 = cfg.latent_channels, self.config.patch_size, cfg.patch_size
+
+        def grid(w):                       # rows in (p, p, c) order, resized as (c·rest) maps of p × p
+            rest = w.shape[1:]
+            x = w.reshape(p0, p0, c, -1).permute(2, 3, 0, 1).reshape(1, -1, p0, p0)
+            x = F.interpolate(x, size=(p1, p1), mode="bilinear", align_corners=False)
+            return x.reshape(c, -1, p1, p1).permute(2, 3, 0, 1).reshape(p1 * p1 * c, *rest)
+
+        state = self.state_dict()
+        for name in ("world_model.patch_in.weight", "world_model.goal_in.weight"):
+            state[name] = grid(state[name].T).T * (p0 * p0) / (p1 * p1)
+        for name in ("world_model.head.proj.weight", "world_model.head.proj.bias"):
+            state[name] = grid(state[name])
+        for name in ("world_model.latent_mean", "world_model.latent_std"):
+            if name in state:
+                state[name] = new.state_dict()[name]
+        new.load_state_dict(state)
+        return new.train(self.training)
 
     def set_proprio_normalization(self, states: np.ndarray, chunks: np.ndarray, chunk_states: np.ndarray) -> None:
         """Only the state and action statistics of ``set_normalization``: what ``train --renormalize`` refits
