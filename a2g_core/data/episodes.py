@@ -117,6 +117,18 @@ def goal_step(frame: str, length: int, success_step: int | None) -> int:
     return success_step if frame == "success" and success_step is not None else length
 
 
+GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
+
+
+def grip_changes(actions: np.ndarray, grip_dims) -> np.ndarray:
+    """The steps (ascending) at which any of ``grip_dims`` of the (T, A) actions crosses ``GRIP_CLOSED`` from the
+    step before (a grasp or a release)."""
+    if not len(grip_dims):
+        raise ValueError("A pose target at the next grip needs the profile's gripper dims; it has none.")
+    shut = np.asarray(actions)[:, list(grip_dims)] > GRIP_CLOSED
+    return 1 + np.flatnonzero((shut[1:] != shut[:-1]).any(axis=1))
+
+
 @dataclass
 class StoredEpisode:
     """An episode on disk. Frames are memory-mapped: indexing reads only what it touches."""

@@ -14,21 +14,12 @@ import numpy as np
 import torch
 
 from a2g_core import msth
-from a2g_core.data.episodes import EpisodeStore, goal_step
+from a2g_core.data.episodes import EpisodeStore, goal_step, grip_changes
 from a2g_core.data.latents import load_latents
 
 # what a window's ``done_state`` (the pose readout's target) is: the state where the task is done, or the state at
-# the next step a gripper command changes (a grasp or a release), where the task is done after the last
+# the next step a gripper command changes (``grip_changes``: a grasp or a release), where the task is done after the last
 POSE_TARGETS = ("done", "next_grip")
-
-
-def grip_changes(actions: np.ndarray, grip_dims) -> np.ndarray:
-    """The steps (ascending) at which any of ``grip_dims`` of the (T, A) actions crosses 0.5 from the step before
-    (0 open, 1 shut: a grasp or a release)."""
-    if not len(grip_dims):
-        raise ValueError("A pose target at the next grip needs the profile's gripper dims; it has none.")
-    shut = np.asarray(actions)[:, list(grip_dims)] > 0.5
-    return 1 + np.flatnonzero((shut[1:] != shut[:-1]).any(axis=1))
 
 
 class MSTHWindows:
@@ -72,10 +63,10 @@ class MSTHWindows:
 
     def window(self, e: int, t: int) -> dict[str, np.ndarray]:
         """The window at step ``t`` of episode ``e``, its goal at the episode's goal step."""
-        done = int(self.dones[e])
-        if self.grips[e] is not None:                   # the next grasp or release at or after t, if before done
-            later = self.grips[e][self.grips[e] >= t]
-            done = min(done, int(later[0])) if len(later) else done
+        done, grips = int(self.dones[e]), self.grips[e]
+        if grips is not None:                           # the next grasp or release at or after t, if before done
+            i = np.searchsorted(grips, t)
+            done = min(done, int(grips[i])) if i < len(grips) else done
         return msth_window(self.cfg, self.latents[e], self.states[e], self.actions[e], t, int(self.ends[e]), self.horizon,
                            done=done)
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from a2g_core.data.episodes import GOAL_FRAMES, check_goal_frame, goal_step
+from a2g_core.data.episodes import GOAL_FRAMES, GRIP_CLOSED, check_goal_frame, goal_step, grip_changes
 from a2g_core.sim.env import VIEWS, TabletopEnv
 
 SETTLE_STEPS = 4     # hold the last set-point so the final frame (the goal) is at rest
 NOISE_CORRELATION = 0.9   # per step, of the executed-pose perturbation (about 10 steps, half a second)
-GRIP_CLOSED = 0.5     # a gripper command above this closes the fingers (0 open, 1 closed)
 
 
 @dataclass
@@ -105,15 +104,13 @@ def grasp_steps(actions) -> tuple[int, int | None] | None:
     """The step at which the gripper was first commanded shut after being open, and the step it was next
     commanded open (None if it never was); None if it never shut after being open (it never closed, or it
     held its tool from the start, as in writing)."""
-    closed = np.asarray(actions).reshape(-1, 5)[:, 4] > GRIP_CLOSED       # action: x, y, z, yaw, grip
-    opened = np.flatnonzero(~closed)
-    if not len(opened):
+    actions = np.asarray(actions).reshape(-1, 5)                         # action: x, y, z, yaw, grip
+    changes = grip_changes(actions, (4,))
+    shuts = changes[actions[changes, 4] > GRIP_CLOSED]
+    if not len(shuts):
         return None
-    shut = opened[0] + np.flatnonzero(closed[opened[0]:])
-    if not len(shut):
-        return None
-    reopened = shut[0] + np.flatnonzero(~closed[shut[0]:])
-    return int(shut[0]), int(reopened[0]) if len(reopened) else None
+    reopened = changes[changes > shuts[0]]                                # the next change after a shut opens
+    return int(shuts[0]), int(reopened[0]) if len(reopened) else None
 
 
 def grasp_and_release(states, actions) -> tuple[np.ndarray, np.ndarray | None] | None:

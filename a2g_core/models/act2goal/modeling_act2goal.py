@@ -401,9 +401,8 @@ class Act2GoalPolicy(nn.Module):
             state[name] = grid(state[name].T).T * (p0 * p0) / (p1 * p1)
         for name in ("world_model.head.proj.weight", "world_model.head.proj.bias"):
             state[name] = grid(state[name])
-        for name in ("world_model.latent_mean", "world_model.latent_std"):
-            if name in state:
-                state[name] = new.state_dict()[name]
+        fresh = new.state_dict()                   # its latent statistics, per element: to be refitted
+        state.update({k: fresh[k] for k in ("world_model.latent_mean", "world_model.latent_std") if k in state})
         new.load_state_dict(state)
         return new.train(self.training)
 
