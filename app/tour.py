@@ -67,6 +67,7 @@ def run_tour(url: str, out: str | Path, *, seed: int = 10_000, improve: dict | N
         _tab(page, "Imagine")
         page.get_by_role("button", name="Imagine", exact=True).click()
         _wait_text(page, "proximal +", 120)
+        page.locator(".js-plotly-plot svg").first.wait_for(timeout=60_000)   # the timeline draws after the text
         shot("imagine")
 
         # Execute one chunk, then stop: the rollout is recorded
