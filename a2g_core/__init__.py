@@ -2,4 +2,4 @@
 from pathlib import Path
 
 # the shipped checkpoint that succeeds most: the lab's default policy and every command's
-DEFAULT_POLICY = Path("assets/checkpoints/place_empty_cup")   # 0.90 easy, 0.82 hard
+DEFAULT_POLICY = Path("assets/checkpoints/place_empty_cup")   # 0.94 easy, 0.72 hard

@@ -160,6 +160,7 @@ def cmd_train(args) -> int:
                                      ("early_windows", args.early_windows), ("pose_loss_weight", args.pose_loss),
                                      ("pose_target", args.pose_target),
                                      ("context_dropout", args.context_dropout), ("goal_frame", args.goal_frame),
+                                     ("video_loss_weight", args.video_loss),
                                      ("half_turn_actions", args.half_turn_actions or None),
                                      ("fixed_horizon", args.fixed_horizon or None)) if v is not None}
         changes = {**retrain, **({"keypoint_contrast": True} if args.keypoint_contrast else {})}
@@ -443,14 +444,20 @@ def cmd_bench_bridge(args) -> int:
     return 0
 
 
+def _named(items, flag: str, what: str, marker: str | None = None) -> dict[str, str]:
+    """``NAME=PATH`` arguments as {name: path}, each path existing (and holding ``marker`` where given)."""
+    named = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not (Path(path) / marker if marker else Path(path)).exists():
+            raise ValueError(f"{flag} takes NAME=PATH of {what}; got {item!r}.")
+        named[name] = path
+    return named
+
+
 def cmd_vae_strip(args) -> int:
     from a2g_core.eval.pictures import vae_strip
-    vaes = {}
-    for item in args.vae:
-        name, sep, path = item.partition("=")
-        if not sep or not (Path(path) / "config.json").exists():
-            raise ValueError(f"--vae takes NAME=FOLDER of a trained VAE; got {item!r}.")
-        vaes[name] = path
+    vaes = _named(args.vae, "--vae", "a trained VAE's folder", "config.json")
     tasks = args.task.split(",") if args.task else None
     path, psnr = vae_strip(vaes, args.data, args.out, tasks=tasks)
     print(f"wrote {path}")
@@ -459,14 +466,20 @@ def cmd_vae_strip(args) -> int:
     return 0
 
 
+def cmd_imagine_strip(args) -> int:
+    from a2g_core.eval.pictures import imagine_strip
+    policies = _named(args.policy, "--policy", "a policy folder", "policy.json")
+    tasks = _split(args.task, TASKS, "task") if args.task else None
+    path, psnr = imagine_strip(policies, args.data, args.out, tasks=tasks, episodes=args.episodes, at=args.at)
+    print(f"wrote {path}")
+    for name, db in psnr.items():
+        print(f"  {name}: PSNR {db:.1f} dB, imagined against real frames (every view and offset)")
+    return 0
+
+
 def cmd_plot_log(args) -> int:
     from a2g_core.eval.pictures import plot_losses
-    logs = {}
-    for item in args.log:
-        name, sep, path = item.partition("=")
-        if not sep or not Path(path).exists():
-            raise ValueError(f"--log takes NAME=PATH to an existing log.jsonl; got {item!r}.")
-        logs[name] = path
+    logs = _named(args.log, "--log", "an existing log.jsonl")
     print(f"wrote {plot_losses(logs, args.out)}")
     return 0
 
@@ -667,6 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fraction of training samples in which the action expert reads a null world-model "
                         "context, so it learns to act from its state and keypoints too (control always reads the "
                         "context; default 0: off, or the --init policy's own)")
+    t.add_argument("--video-loss", type=float, default=None,
+                   help="stage 2: weight of the world model's video loss beside the action loss, so it keeps "
+                        "imagining (default 0: the paper's L_a alone, or the --init policy's own)")
     t.add_argument("--keypoint-shapes", action="store_true",
                    help="the action expert also reads each keypoint map's shape (which way an elongated thing lies, "
                         "mod a half turn, and how spread it is); added to a policy loaded with --init at zero weight, "
@@ -890,6 +906,19 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_argument("--task", default=None, help="comma-separated tasks (default all)")
     vs.add_argument("--out", required=True, help="PNG to write")
     vs.set_defaults(func=cmd_vae_strip)
+
+    ii = sub.add_parser("imagine-strip", help="picture: what a policy imagines beside what happened, and its PSNR",
+                        description="For the first easy episodes of each task in a dataset, from a frame part of the "
+                                    "way in: the real head frames at the MSTH frame offsets (then the goal), and below "
+                                    "them each policy's imagined frames at the same offsets. Prints each policy's PSNR "
+                                    "of imagined against real frames over every view and offset.")
+    ii.add_argument("--policy", action="append", required=True, help="NAME=FOLDER of an Act2Goal policy (repeatable)")
+    ii.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a dataset at the policies' frame size")
+    ii.add_argument("--task", default=None, help="comma-separated tasks (default all in the dataset)")
+    ii.add_argument("--episodes", type=int, default=2, help="easy episodes per task (default 2)")
+    ii.add_argument("--at", type=float, default=0.25, help="where in each episode to start, as a fraction (default 0.25)")
+    ii.add_argument("--out", required=True, help="PNG to write")
+    ii.set_defaults(func=cmd_imagine_strip)
 
     pl = sub.add_parser("plot-log", help="loss curves of training runs as a PNG",
                         description="Draw the loss columns of one or more log.jsonl files, one panel per run.")

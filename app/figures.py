@@ -24,8 +24,9 @@ def msth_timeline(offsets: list[int], num_proximal: int, action_offsets: list[in
     fig.add_trace(go.Scatter(x=offsets[num_proximal:], y=["frames"] * (len(offsets) - num_proximal),
                              mode="markers+text", name="distal frames", text=[f"+{o}" for o in offsets[num_proximal:]],
                              textposition="top center", marker=dict(size=14, symbol="square", color="#dc2626")))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="MSTH timeline (steps from now)",
-                      xaxis_title="step offset", legend=dict(orientation="h", y=-0.35))
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="MSTH timeline (steps from now)",
+                      xaxis_title="step offset", legend=dict(orientation="h", y=-0.5))
+    fig.update_yaxes(range=[-0.5, 1.8])            # room above the frames' row for their offset labels
     return fig
 
 

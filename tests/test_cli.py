@@ -11,7 +11,7 @@ from a2g_core.cli import build_parser, main
 
 COMMANDS = ["gen-data", "bench-sim", "sim-strip", "goal", "train", "cache-latents", "eval", "bench-model", "plot-log",
             "improve", "serve", "robot-run", "bench-bridge", "vae-strip", "export-lerobot", "import-lerobot", "benchmark",
-            "diagnose", "compare"]
+            "diagnose", "compare", "imagine-strip"]
 
 
 def test_help_lists_every_command():
@@ -90,3 +90,35 @@ def test_plot_log(tmp_path, capsys):
     from PIL import Image
     assert Image.open(tmp_path / "p.png").size == (900, 300)
     assert main(["plot-log", "--log", str(log), "--out", str(tmp_path / "q.png")]) == 2
+
+
+def test_imagine_strip(tmp_path, capsys, tiny_policy_dir, tiny_dp_gc_dir):
+    """Real frames at the MSTH offsets above what the policy imagines at them, with its PSNR against them."""
+    assert main(["gen-data", "--task", "place_empty_cup", "--mode", "easy", "--episodes", "1", "--resolution", "64",
+                 "--out", str(tmp_path / "ds")]) == 0
+    out = tmp_path / "i.png"
+    assert main(["imagine-strip", "--policy", f"toy={tiny_policy_dir}", "--data", str(tmp_path / "ds"), "--at", "0.5",
+                 "--out", str(out)]) == 0
+    psnr = float(capsys.readouterr().out.split("toy: PSNR ")[1].split(" dB")[0])
+    assert 0 < psnr < 30                                               # an untrained world model: poor but finite
+    from PIL import Image
+
+    from a2g_core import msth
+    from a2g_core.data.episodes import EpisodeStore
+    from a2g_core.models.act2goal import Act2GoalPolicy
+    cfg = Act2GoalPolicy.from_pretrained(tiny_policy_dir).config
+    offsets = msth.frame_offsets(cfg.msth, cfg.inference_horizon)[: cfg.num_future_frames]
+    ep = EpisodeStore(tmp_path / "ds")[0]
+    t, head = int(0.5 * ep.length), ep.frames("head")
+    img = np.asarray(Image.open(out))
+    assert img.shape == (2 * 64 * 3, 150 + (len(offsets) + 2) * 64 * 3, 3)      # real | imagined; now, offsets, goal
+    real = img[: 64 * 3: 3, 150::3]                                    # the real row back at 64 px
+    want = [t] + [min(t + int(o), ep.length) for o in offsets] + [ep.length]
+    np.testing.assert_array_equal(real, np.concatenate([head[i] for i in want], axis=1))
+    assert main(["imagine-strip", "--policy", f"b={tiny_dp_gc_dir}", "--data", str(tmp_path / "ds"),
+                 "--out", str(out)]) == 2
+    assert "has no world model (DP-GC), so it cannot imagine" in capsys.readouterr().err
+    assert main(["imagine-strip", "--policy", f"toy={tiny_policy_dir}", "--data", str(tmp_path / "ds"), "--at", "1",
+                 "--out", str(out)]) == 2
+    assert "from a point in [0, 1)" in capsys.readouterr().err
+

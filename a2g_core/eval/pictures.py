@@ -97,3 +97,60 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(out)
     return out, {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_err.items()}
+
+
+def imagine_strip(policies: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None, episodes: int = 2,
+                  at: float = 0.25, scale: int = 3) -> tuple[Path, dict[str, float]]:
+    """What each policy's world model imagines beside what happened. For the first ``episodes`` easy episodes of
+    each task in ``data``, from the frame ``at`` of the way in: a row of real head frames (now, then at the MSTH
+    frame offsets, past the end the last frame, then the goal the policy reads) and a row per policy of its
+    ``imagine`` at those offsets. Returns the picture and each policy's PSNR (dB) of imagined against real
+    frames, over every view and offset."""
+    import torch
+
+    from a2g_core.data.episodes import EpisodeStore
+    from a2g_core.models.act2goal import Act2GoalPolicy
+    if episodes < 1 or not 0 <= at < 1:
+        raise ValueError(f"Show at least one episode per task, from a point in [0, 1) of it; got {episodes} from {at}.")
+    store = EpisodeStore(data, tasks=tasks, modes=["easy"], per_task=episodes)
+    if not len(store):
+        raise ValueError(f"The dataset {data} has no successful easy episodes" + (f" of {', '.join(tasks)}" if tasks else "") + ".")
+    loaded = {name: Act2GoalPolicy.from_pretrained(d).eval() for name, d in policies.items()}
+    for name, policy in loaded.items():
+        if not policy.config.use_world_model:
+            raise ValueError(f"The policy {name} ({policies[name]}) has no world model (DP-GC), so it cannot imagine.")
+        if policy.config.resolution != store.resolution:
+            raise ValueError(f"The policy {name} takes {policy.config.resolution} px frames but {data} has "
+                             f"{store.resolution} px.")
+    rows, sq_err = [], {name: [] for name in loaded}
+    for ep in store:
+        t = int(at * ep.length)
+        states, _ = ep.lowdim()
+        frames = {v: ep.frames(v) for v in store.views}
+        obs = {"images": {v: f[t] for v, f in frames.items()}, "state": states[t]}
+        for i, (name, policy) in enumerate(loaded.items()):
+            goal = ep.goal(policy.config.goal_frame)
+            policy.reset(0)
+            with torch.no_grad():
+                im = policy.imagine(obs, goal)
+            at_offsets = [min(t + int(o), ep.length) for o in im["offsets"]]
+            for v in policy.config.views:
+                sq_err[name].append(((im["frames"][v].astype(np.float64) - frames[v][at_offsets]) ** 2).mean())
+            head = policy.config.views[0]
+            if i == 0:
+                real = np.concatenate([frames[head][t], *frames[head][at_offsets], goal[head]], axis=1)
+                rows.append((f"{ep.path.name.rsplit('-', 1)[-1]}: real", real))
+            blank = np.full_like(frames[head][t], 255)
+            rows.append((f"{name}: imagined", np.concatenate([blank, *im["frames"][head], blank], axis=1)))
+    label_w = 150
+    tiles = []
+    for text, row in rows:
+        row = np.repeat(np.repeat(row, scale, axis=0), scale, axis=1)
+        label = Image.new("RGB", (label_w, row.shape[0]), "white")
+        ImageDraw.Draw(label).text((6, row.shape[0] // 2 - 6), text, fill="black")
+        tiles.append(np.concatenate([np.asarray(label), row], axis=1))
+    img = np.concatenate(tiles, axis=0)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(out)
+    return out, {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_err.items()}

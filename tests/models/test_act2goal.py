@@ -28,6 +28,28 @@ def test_losses_and_shapes(policy, stage):
     assert all(p.grad is None for p in policy.vae.parameters())                # the VAE stays frozen
 
 
+def test_stage_2_video_loss_keeps_the_world_model_imagining():
+    """``video_loss_weight``: stage 2's loss is ``L_a + w·L_v``, the video loss at drawn flow times in a second
+    world-model pass, while the expert still reads the pure-noise features control gives it; without it the
+    world model's video head gets no gradient in stage 2."""
+    torch.manual_seed(0)
+    policy = Act2GoalPolicy(TINY.with_(video_loss_weight=0.5), vae=VideoVAE(TINY_VAE))
+    policy.stage = 2
+    times = []
+    forward = policy.world_model.forward
+    policy.world_model.forward = lambda o, g, x, s, off: times.append(s) or forward(o, g, x, s, off)
+    loss, parts = policy(make_batch(b=64))
+    torch.testing.assert_close(loss.detach(), parts["loss_action"] + 0.5 * parts["loss_video"])
+    assert len(times) == 2 and bool((times[0] == 1).all())           # the expert's pass: futures at pure noise
+    assert 0.3 < float((times[1] < 1).float().mean()) < 0.7           # the video's: half drawn, as in stage 1
+    loss.backward()
+    assert policy.world_model.head.proj.weight.grad.abs().sum() > 0
+    policy.zero_grad()
+    policy.config.video_loss_weight = 0.0
+    policy(make_batch(b=4))[0].backward()
+    assert policy.world_model.head.proj.weight.grad is None or not policy.world_model.head.proj.weight.grad.any()
+
+
 def test_action_mask_averages_only_the_targets_it_keeps(policy):
     policy.stage = 2
     torch.nn.init.normal_(policy.expert.head.proj.weight)      # the head starts at zero
@@ -229,6 +251,8 @@ def test_bad_inputs(policy, tmp_path):
     ({"pose_loss_weight": -0.5}, "at least 0"), ({"context_dropout": 1.0}, r"in \[0, 1\)"),
     ({"context_dropout": -0.1}, r"in \[0, 1\)"), ({"half_turn_actions": True}, "take them out of relative_dims"),
     ({"pose_target": "goal"}, "pose_target must be one of done, next_grip"),
+    ({"video_loss_weight": -0.1}, "at least 0"),
+    ({"video_loss_weight": 0.1, "use_world_model": False, "use_msth": False}, "needs a world model"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

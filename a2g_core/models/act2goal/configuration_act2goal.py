@@ -80,6 +80,13 @@ class Act2GoalConfig(ConfigBase):
     # context. Measured: one cycle at 0.5 and at 0.8 left place_shoe's unseen carry turn at ~0 and its success level
     # (25/100 and 23/100 against 21/100 without it; thirty-eighth session). 0: off
     context_dropout: float = 0.0
+    # weight of the video loss in stage 2 (``L_a + w·L_v``; the paper's stage 2 is ``L_a`` alone). Its flow times
+    # are drawn as in stage 1, in a second world-model pass, so the expert still reads the features of pure-noise
+    # futures that control gives it. Without it the world model stops imagining: every shipped checkpoint's
+    # video loss on pure-noise futures (what stage 2 logs) rose from 0.82-1.20 in its first steps to 1.3-1.8,
+    # and its imagined frames are a blur the same for every scene (docs/model-runs.md, forty-third session).
+    # 0: off (the paper's stage 2)
+    video_loss_weight: float = 0.0
     # MSTH (paper §4.3): proximal horizon, visual stride, distal anchors, executed actions
     msth_P: int = 16
     msth_r: int = 8
@@ -161,6 +168,9 @@ class Act2GoalConfig(ConfigBase):
         from a2g_core.data.windows import POSE_TARGETS
         if self.pose_target not in POSE_TARGETS:
             raise ValueError(f"pose_target must be one of {', '.join(POSE_TARGETS)}; got {self.pose_target!r}.")
+        if self.video_loss_weight < 0 or (self.video_loss_weight and not self.use_world_model):
+            raise ValueError(f"video_loss_weight must be at least 0, and needs a world model; got "
+                             f"{self.video_loss_weight} with use_world_model={self.use_world_model}.")
         if not 0 <= self.context_dropout < 1:
             raise ValueError(f"context_dropout is a fraction of samples in [0, 1); got {self.context_dropout}.")
         if not 0 <= self.early_windows <= 1:

@@ -34,6 +34,13 @@ def _sinusoid(values: torch.Tensor, dim: int) -> torch.Tensor:
     return flat.reshape(*values.shape, dim)
 
 
+def _video_times(b: int, device) -> torch.Tensor:
+    """Flow times of the video loss: half the samples see pure-noise futures (the features the expert
+    gets at control time), the others a drawn time."""
+    s = sample_t(b, device=device)
+    return torch.where(torch.rand(b, device=device) < 0.5, torch.ones_like(s), s)
+
+
 class _Head(nn.Module):
     """Final adaLN (shift, scale from the token's timestep embedding) and projection."""
 
@@ -461,9 +468,7 @@ class Act2GoalPolicy(nn.Module):
         b = x0.shape[0]
         noise = torch.randn_like(x0)
         if self.stage == 1:
-            s = sample_t(b, device=x0.device)
-            # half the samples see pure-noise futures: the features the expert gets at control time
-            s = torch.where(torch.rand(b, device=x0.device) < 0.5, torch.ones_like(s), s)
+            s = _video_times(b, x0.device)
         else:
             s = torch.ones(b, device=x0.device)
         obs_lat, goal_lat = std(batch["obs_latents"]), std(batch["goal_latents"])
@@ -488,6 +493,12 @@ class Act2GoalPolicy(nn.Module):
         loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
         if self.stage == 1 and f:
             loss = loss_v + self.config.action_loss_weight * loss_a
+        elif f and self.config.video_loss_weight:      # stage 2 keeping the world model's video: flow times as in stage 1
+            s_v = _video_times(b, x0.device)
+            v_pred, _ = self.world_model(obs_lat, goal_lat, interpolate(x0, noise, s_v), s_v,
+                                         batch["frame_offsets"][:, :f])
+            loss_v = F.mse_loss(v_pred, velocity_target(x0, noise))
+            loss = loss_a + self.config.video_loss_weight * loss_v
         else:
             loss = loss_a
         logs = {"loss_video": loss_v.detach(), "loss_action": loss_a.detach()}
