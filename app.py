@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Refusing to serve on {'a share link' if args.share else args.host} without a password: "
                  "set A2G_LAB_AUTH=user:password (or A2G_LAB_AUTH_FILE) first, since this lab moves robots.")
     from app.controller import LabController
-    from app.ui import build_app
+    from app.ui import build_app, serve
     ctrl = LabController(args.policy, args.root)
-    demo = build_app(ctrl)
-    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                   auth=auth, show_error=False)
+    demo = build_app(ctrl).queue(default_concurrency_limit=4)
+    serve(demo, args.host, args.port, share=args.share, auth=auth, show_error=False)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ Callbacks are controller methods; ``gr.State`` holds the session id and small id
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import gradio as gr
@@ -382,6 +385,36 @@ def create_benchmarks_tab(ctrl: LabController) -> dict:
 
     refresh.click(on_refresh, None, [table, plot, speed], api_name="benchmarks")
     return {"load": (on_refresh, None, [table, plot, speed])}
+
+
+def page_answers(url: str, wait_s: float) -> bool:
+    """Whether ``url`` answers a HEAD request (with any status under 500: 401 where a password is set) within
+    ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10).close()
+            return True
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return True
+        except OSError:                         # not listening yet, or too slow
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
+def serve(demo: gr.Blocks, host: str, port: int, *, wait_s: float = 60.0, **launch_kwargs) -> str:
+    """Start the lab's server without blocking and return its URL once the page answers. Gradio's own start check
+    gives the page 3 s and then fails with "localhost is not accessible"; a machine busy with a training run beside
+    the lab can take longer (a browser test failed so with two other jobs on 2 cores), so the check here waits
+    ``wait_s`` (``_frontend=False`` only turns Gradio's check off)."""
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, _frontend=False, **launch_kwargs)
+    if not page_answers(demo.local_url, wait_s):
+        demo.close()
+        raise RuntimeError(f"The lab started but its page at {demo.local_url} did not answer within {wait_s:.0f} s.")
+    return demo.local_url
 
 
 def build_app(ctrl: LabController) -> gr.Blocks:

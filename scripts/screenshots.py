@@ -26,15 +26,15 @@ def main() -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(Path(tmp) / "gradio")
         from app.controller import LabController
         from app.tour import run_tour
-        from app.ui import build_app
+        from app.ui import build_app, serve
         ctrl = LabController(args.policy, Path(tmp) / "lab")
-        demo = build_app(ctrl)
+        demo = build_app(ctrl).queue()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        url = serve(demo, "127.0.0.1", port, quiet=True)
         try:
-            shots = run_tour(f"http://127.0.0.1:{port}/", args.out, seed=args.seed,
+            shots = run_tour(url, args.out, seed=args.seed,
                              improve={"buffer (transitions)": 20, "evaluation episodes": 2, "max rollouts per round": 2})
         finally:
             demo.close()

@@ -13,14 +13,13 @@ def free_port() -> int:
 def lab(tmp_path_factory, tiny_policy_dir):
     """A launched lab on the toy policy: (controller, url, download folder)."""
     from app.controller import LabController
-    from app.ui import build_app
+    from app.ui import build_app, serve
     mp = pytest.MonkeyPatch()
     mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
     ctrl = LabController(tiny_policy_dir, tmp_path_factory.mktemp("lab"))
-    demo = build_app(ctrl)
-    port = free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield ctrl, f"http://127.0.0.1:{port}/", tmp_path_factory.mktemp("dl")
+    demo = build_app(ctrl).queue()
+    url = serve(demo, "127.0.0.1", free_port(), quiet=True)
+    yield ctrl, url, tmp_path_factory.mktemp("dl")
     demo.close()
     ctrl.close()
     mp.undo()

@@ -1,5 +1,11 @@
 """The lab through its API, as a browser would drive it (gradio_client, explicit api_names)."""
+import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +13,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from a2g_core.store import crud
+from app.ui import page_answers
 from tests.app.conftest import free_port
 
 
@@ -163,3 +170,27 @@ def test_bridge_from_the_lab(lab, client):
     frames, status = client.predict(api_name="/bridge_view")    # recorded after each reply, before the rollout ends
     assert len(frames) == 2 and status["served"] == 3
     assert ctrl.rollouts()[0].steps == 12
+
+
+def test_app_py_serves_behind_its_password(tmp_path, tiny_policy_dir):
+    """``python app.py`` with A2G_LAB_AUTH: it keeps serving once the page answers, and the app's config asks for the
+    password."""
+    port = free_port()
+    env = {**os.environ, "A2G_LAB_AUTH": "operator:secret", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--policy", str(tiny_policy_dir),
+                             "--root", str(tmp_path / "lab")], cwd=Path(__file__).resolve().parents[2], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while "Running on local URL" not in (line := proc.stdout.readline()):
+            assert line and time.time() < deadline, "app.py exited or never said where it serves"
+        assert page_answers(url, wait_s=60)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url + "config", timeout=10)
+        assert err.value.code == 401
+        time.sleep(1)
+        assert proc.poll() is None, "app.py stopped serving after it started"
+    finally:
+        proc.kill()
+        proc.wait()
