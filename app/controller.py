@@ -23,6 +23,7 @@ from PIL import Image
 from a2g_core import DEFAULT_POLICY, msth
 from a2g_core.data.episodes import square_resize
 from a2g_core.data.rollouts import expert_goal_name, goal_images, load_imagined, record_goal, record_rollout
+from a2g_core.eval.pictures import scale_up
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.rollout import Episode, expert_goal
 from a2g_core.sim.scene import HOME, WORKSPACE_HIGH, WORKSPACE_LOW
@@ -39,8 +40,7 @@ MAX_SESSIONS = 16                                # browser sessions with a simul
 
 def upscale(img: np.ndarray, size: int = 256) -> np.ndarray:
     """Nearest-neighbour upscaling so small sim frames stay crisp in the browser."""
-    k = max(1, size // img.shape[0])
-    return np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+    return scale_up(img, max(1, size // img.shape[0]))
 
 
 class LabError(Exception):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from a2g_core.eval.pictures import scale_up
+
 
 def imagined_at(imagined: dict, t: int) -> tuple[np.ndarray | None, int | None]:
     """The imagined frames (all views) whose target step is nearest ``t``, from the latest chunk
@@ -32,5 +34,5 @@ def side_by_side(frames: dict, imagined: dict, view: str, out: str | Path, fps: 
         for t, f in enumerate(real):
             im, _ = imagined_at(imagined, t)
             pair = np.concatenate([f, im[view] if im is not None else blank], axis=1)
-            w.append_data(np.repeat(np.repeat(pair, scale, axis=0), scale, axis=1))
+            w.append_data(scale_up(pair, scale))
     return out

@@ -7,6 +7,24 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
+def _save(img: np.ndarray, out: str | Path) -> Path:
+    """Write an (H, W, 3) uint8 picture as PNG, making its folder."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(out)
+    return out
+
+
+def _psnr(sq_errors: dict[str, list[float]]) -> dict[str, float]:
+    """PSNR (dB, 8-bit frames) per name from its mean squared errors."""
+    return {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_errors.items()}
+
+
+def scale_up(img: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of an (H, W, ...) picture by a whole factor, so small frames stay crisp."""
+    return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+
+
 def sim_strip(out: str | Path, *, mode: str = "easy", seed: int = 0, resolution: int = 96, frames: int = 4) -> Path:
     """One row per task: ``frames`` head|wrist pairs along the expert run, the last being the goal."""
     from a2g_core.sim import TASKS, make_env
@@ -27,10 +45,7 @@ def sim_strip(out: str | Path, *, mode: str = "easy", seed: int = 0, resolution:
         d.text((6, resolution // 2 + 2), f"{mode}, seed {seed}" + ("" if ep.success else " (FAIL)"), fill="gray")
         rows.append(np.concatenate([np.asarray(label), row], axis=1))
         rows.append(np.full((gap, rows[-1].shape[1], 3), 255, np.uint8))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(out)
-    return out
+    return _save(np.concatenate(rows[:-1], axis=0), out)
 
 
 def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, height: int = 300) -> Path:
@@ -60,10 +75,7 @@ def plot_losses(logs: dict[str, str | Path], out: str | Path, width: int = 900, 
             d.line(list(zip(xs, ys)), fill=colors[i % 4], width=2)
             d.text((x1 - 150, y0 + 6 + 14 * i), k, fill=colors[i % 4])
         panels.append(np.asarray(img))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(panels, axis=0)).save(out)
-    return out
+    return _save(np.concatenate(panels, axis=0), out)
 
 
 def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None,
@@ -91,12 +103,7 @@ def vae_strip(vae_dirs: dict[str, str | Path], data: str | Path, out: str | Path
         for name, rec in zip(vaes, cols[1:]):
             sq_err[name].append(((rec.astype(np.float64) - cols[0]) ** 2).mean())
         rows.append(np.concatenate([np.concatenate(list(c), axis=1) for c in cols], axis=1))
-    img = np.concatenate(rows, axis=0)
-    img = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(out)
-    return out, {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_err.items()}
+    return _save(scale_up(np.concatenate(rows, axis=0), scale), out), _psnr(sq_err)
 
 
 def imagine_strip(policies: dict[str, str | Path], data: str | Path, out: str | Path, *, tasks=None, episodes: int = 2,
@@ -145,12 +152,8 @@ def imagine_strip(policies: dict[str, str | Path], data: str | Path, out: str | 
     label_w = 150
     tiles = []
     for text, row in rows:
-        row = np.repeat(np.repeat(row, scale, axis=0), scale, axis=1)
+        row = scale_up(row, scale)
         label = Image.new("RGB", (label_w, row.shape[0]), "white")
         ImageDraw.Draw(label).text((6, row.shape[0] // 2 - 6), text, fill="black")
         tiles.append(np.concatenate([np.asarray(label), row], axis=1))
-    img = np.concatenate(tiles, axis=0)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(out)
-    return out, {name: float(10 * np.log10(255.0 ** 2 / np.mean(e))) for name, e in sq_err.items()}
+    return _save(np.concatenate(tiles, axis=0), out), _psnr(sq_err)
