@@ -102,7 +102,8 @@ def train_policy(data: str | Path, out: str | Path, cfg: TrainConfig, *, stage: 
     """Stage 1 or 2 on the dataset's successful episodes (``per_task`` of each task and mode, only
     ``tasks``/``modes`` where given). ``retrain`` replaces settings of an ``init``
     policy's config (``state_noise``, ``state_noise_dims``, ``early_windows``, ``pose_loss_weight``, ``pose_target``,
-    ``context_dropout``, ``goal_frame``, ``video_loss_weight``, ``relative_dims`` and ``half_turn_actions``: only with ``renormalize``,
+    ``context_dropout``, ``goal_frame``, ``video_loss_weight``, and, only with ``renormalize``, ``relative_dims`` and
+    ``half_turn_actions``;
     ``fixed_horizon``: switches a policy trained on the steps left to the goal to control's K). An ``init``
     policy keeps its state and action statistics unless ``renormalize`` refits them to this data; data where a dim varies
     far more than they allow (hard plug_in turns its peg, easy never does) is refused. ``execute``

@@ -467,12 +467,15 @@ class Act2GoalPolicy(nn.Module):
         x0 = std(batch["future_latents"][:, :, :f])
         b = x0.shape[0]
         noise = torch.randn_like(x0)
-        if self.stage == 1:
-            s = _video_times(b, x0.device)
-        else:
-            s = torch.ones(b, device=x0.device)
         obs_lat, goal_lat = std(batch["obs_latents"]), std(batch["goal_latents"])
-        v_pred, hidden = self.world_model(obs_lat, goal_lat, interpolate(x0, noise, s), s, batch["frame_offsets"][:, :f])
+
+        def video(s):       # one world-model pass at flow times s: its video loss and the hidden states per block
+            v_pred, hidden = self.world_model(obs_lat, goal_lat, interpolate(x0, noise, s), s,
+                                              batch["frame_offsets"][:, :f])
+            return (F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)), hidden
+
+        # stage 1 draws the flow times; stage 2's expert reads pure-noise futures, as at control time
+        loss_v, hidden = video(_video_times(b, x0.device) if self.stage == 1 else torch.ones(b, device=x0.device))
         a0 = self._to_model(batch["actions"], batch["state"])
         a_noise = torch.randn_like(a0)
         sa = sample_t(b, device=a0.device)
@@ -490,14 +493,10 @@ class Act2GoalPolicy(nn.Module):
         err = (u - velocity_target(a0, a_noise)) ** 2                  # (B, H, A)
         mask = batch.get("action_mask")                                # (B, H): the targets to learn
         loss_a = err.mean() if mask is None else (err * mask[..., None]).sum() / (mask.sum() * err.shape[-1])
-        loss_v = F.mse_loss(v_pred, velocity_target(x0, noise)) if f else torch.zeros((), device=x0.device)
         if self.stage == 1 and f:
             loss = loss_v + self.config.action_loss_weight * loss_a
         elif f and self.config.video_loss_weight:      # stage 2 keeping the world model's video: flow times as in stage 1
-            s_v = _video_times(b, x0.device)
-            v_pred, _ = self.world_model(obs_lat, goal_lat, interpolate(x0, noise, s_v), s_v,
-                                         batch["frame_offsets"][:, :f])
-            loss_v = F.mse_loss(v_pred, velocity_target(x0, noise))
+            loss_v, _ = video(_video_times(b, x0.device))
             loss = loss_a + self.config.video_loss_weight * loss_v
         else:
             loss = loss_a
