@@ -284,6 +284,9 @@ def cmd_eval(args) -> int:
         print(f"| {r['task']} | {r['mode']} | {r['success']:.2f} | {r['ci95'][0]:.2f}–{r['ci95'][1]:.2f} | "
               f"{r['episodes']} | {r['execute']} | {r['mean_steps']:.0f} | {grasp} | {r['grasps_at_place']} | {end} | "
               f"{r['failures_at_edge']} |")
+    for r in reports:
+        if r["by_scene"]:
+            print(f"{r['task']}/{r['mode']} by scene: " + ", ".join(f"{k} {s}/{n}" for k, (s, n) in r["by_scene"].items()))
     if args.max_steps:
         print(f"note: every episode ended by step {args.max_steps} (--max-steps), not at its task's own limit.")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})

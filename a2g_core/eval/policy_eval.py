@@ -55,6 +55,21 @@ def median_scores(results: list[dict]) -> dict[str, float] | None:
     return {k: float(np.median([r["scores"][k] for r in results])) for k in results[0]["scores"]}
 
 
+def by_scene(results: list[dict], most: int = 6) -> dict[str, list[int]]:
+    """Successes and episodes per value of each scene figure a task makes public (``Scene.public``: plug_in's
+    peg, box or cylinder; move_can_pot's goal side; plating's dessert count) that takes two to ``most`` values
+    over ``results``, as ``{"peg=box": [k, n], ...}``: which kind of scene a policy fails on. Figures with more
+    values (writing's word) are left out."""
+    out = {}
+    for key in sorted({k for r in results for k in r["info"]}):
+        values = sorted({str(r["info"].get(key)) for r in results})
+        if 2 <= len(values) <= most:
+            for v in values:
+                rs = [r for r in results if str(r["info"].get(key)) == v]
+                out[f"{key}={v}"] = [sum(bool(r["success"]) for r in rs), len(rs)]
+    return out
+
+
 def load_policy(path, adapter=None, execute: int | None = None):
     """The policy at ``path`` (+ ``adapter``), executing ``execute`` actions per chunk (default: its E)."""
     from a2g_core.models.act2goal import Act2GoalPolicy
@@ -160,7 +175,8 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
     ``scores``: the median over the episodes of each figure of ``Task.scores`` at their ends (for
     writing, the ink's coverage of the word and its precision), and ``failed_scores`` over the failed
     ones alone (None without any): how near the failures came; ``failures_at_edge``, the failed episodes whose
-    arm ended pinned at the workspace's edge (``at_workspace_edge``): a policy lost off its data's states."""
+    arm ended pinned at the workspace's edge (``at_workspace_edge``): a policy lost off its data's states;
+    ``by_scene``: the successes per kind of scene (``by_scene``)."""
     from a2g_core.sim import MODES, TASKS
     for task, mode in cells:
         if task not in TASKS:
@@ -203,6 +219,7 @@ def evaluate_cells(policy_path, *, cells: list[tuple[str, str]], episodes: int, 
                            for k in ("grasp_error_cm", "grasp_turn_deg")},
                         "grasps_at_place": sum(bool(r["grasp_at_place"]) for r in rs),
                         "failures_at_edge": sum(r["at_edge"] and not r["success"] for r in rs),
+                        "by_scene": by_scene(rs),
                         "scores": median_scores(rs), "failed_scores": median_scores([r for r in rs if not r["success"]]),
                         "results": sorted(rs, key=lambda r: (r["seed"], r["noise_seed"]))})
     return reports

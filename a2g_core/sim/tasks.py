@@ -305,7 +305,8 @@ class PlugIn(Task):
         bodies = [Body("peg", [peg_geom]), Body("fixture", walls, free=False)]
         poses = {"peg": (*peg, h / 2, rng.uniform(-0.6, 0.6) if box_peg else 0.0), "fixture": (*hole, fh / 2, hole_yaw)}
         return Scene(bodies, poses, {"height": h, "hole": hole, "hole_half": hw, "fixture_top": fh,
-                                     "box_peg": box_peg, "hole_yaw": hole_yaw})
+                                     "box_peg": box_peg, "hole_yaw": hole_yaw},
+                     public={"peg": "box" if box_peg else "cylinder"})
 
     def scores(self, env):
         prm = env.scene.params

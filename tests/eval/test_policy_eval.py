@@ -1,7 +1,7 @@
 """Closed-loop episodes: one scene per seed, or one scenario with the policy's noise drawn per episode."""
 import numpy as np
 
-from a2g_core.eval.policy_eval import (at_workspace_edge, evaluate, grasp_at_place, grasp_turn_deg, load_policy,
+from a2g_core.eval.policy_eval import (at_workspace_edge, by_scene, evaluate, grasp_at_place, grasp_turn_deg, load_policy,
                                       run_episode)
 from a2g_core.sim import make_env
 from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
@@ -102,3 +102,18 @@ def test_fewer_actions_per_chunk_replan_more_often(tiny_policy_dir):
     rep = evaluate(tiny_policy_dir, task="place_empty_cup", mode="easy", episodes=1, max_steps=4, execute=3)
     assert rep["execute"] == 3
     assert evaluate(tiny_policy_dir, task="place_empty_cup", mode="easy", episodes=1, max_steps=4)["execute"] == 6
+
+
+def test_successes_split_by_the_kind_of_scene():
+    env = make_env("plug_in", "hard", 64)
+    pegs = set()
+    for seed in range(8):
+        env.reset(seed=seed)
+        pegs.add(env.scene.public["peg"])
+    assert pegs == {"box", "cylinder"}                  # hard plug_in draws both; the split names them
+    rs = [{"success": ok, "info": {"peg": peg, "word": w}}
+          for ok, peg, w in [(1, "box", "A"), (0, "box", "B"), (0, "box", "C"), (1, "cylinder", "D"),
+                             (1, "cylinder", "E"), (0, "cylinder", "F"), (1, "cylinder", "G")]]
+    assert by_scene(rs) == {"peg=box": [1, 3], "peg=cylinder": [3, 4]}     # seven words: too many kinds to split
+    assert by_scene(rs, most=7)["word=A"] == [1, 1]
+    assert by_scene([{"success": 1, "info": {"peg": "box"}}] * 2) == {}    # one kind: nothing to split
