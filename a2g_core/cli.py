@@ -45,7 +45,7 @@ def cmd_gen_data(args) -> int:
 
     stats = generate(args.out, tasks=tasks, modes=modes, episodes=args.episodes, seed_start=args.seed_start,
                      workers=args.workers, resolution=args.resolution, words=words, noise=args.noise,
-                     progress=progress)
+                     yaw_noise=args.yaw_noise, progress=progress)
     bar.close()
     rate = stats["success"] / stats["written"] if stats["written"] else float("nan")
     print(f"{args.out}: wrote {stats['written']} episodes ({stats['steps']} steps, expert success {rate:.1%}), "
@@ -582,6 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "successful; failed runs are kept but not trained on). Each task bounds it to what its "
                         "expert survives (Task.dart_dims, Task.dart_max); place_shoe also turns the open wrist "
                         "(Task.dart_yaw). Default 0")
+    g.add_argument("--yaw-noise", type=float, default=None,
+                   help="with --noise: the std in radians of the same kind of offset on the wrist's yaw while the "
+                        "gripper is open or the arm is lifted clear (the way back to the heading the expert grasps "
+                        "at and turns the held object to; default: the task's Task.dart_yaw, 0.3 for place_shoe, 0 "
+                        "elsewhere)")
     g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     g.set_defaults(func=cmd_gen_data)
 

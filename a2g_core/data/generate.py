@@ -17,13 +17,13 @@ def worker_init() -> None:
 
 def _run_one(job: tuple) -> tuple[str, str, int, bool, int]:
     """Run the expert on one seed; write the episode unless ``root`` is None."""
-    root, task, mode, seed, resolution, words, noise = job
+    root, task, mode, seed, resolution, words, noise, yaw_noise = job
     from a2g_core.sim import make_env
     from a2g_core.sim.rollout import run_expert
     key = (task, mode, resolution, words)
     if key not in _ENVS:
         _ENVS[key] = make_env(task, mode, resolution, words=list(words) if words else None)
-    ep = run_expert(_ENVS[key], seed, noise=noise)
+    ep = run_expert(_ENVS[key], seed, noise=noise, yaw_noise=yaw_noise)
     if root is not None:
         write_episode(Path(root), ep)
     return task, mode, seed, ep.success, len(ep)
@@ -31,10 +31,11 @@ def _run_one(job: tuple) -> tuple[str, str, int, bool, int]:
 
 def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: int, seed_start: int = 0,
              workers: int = 1, resolution: int = 96, words: list[str] | None = None, noise: float = 0.0,
-             progress: Callable[[int, int, tuple], None] | None = None) -> dict:
+             yaw_noise: float | None = None, progress: Callable[[int, int, tuple], None] | None = None) -> dict:
     """Write ``episodes`` expert episodes per (task, mode) under ``root``; skip those already there.
 
-    ``noise`` > 0 perturbs the executed poses (``run_expert``): the data then shows recoveries.
+    ``noise`` > 0 perturbs the executed poses (``run_expert``): the data then shows recoveries;
+    ``yaw_noise`` (radians) sets the open wrist's share instead of each task's ``Task.dart_yaw``.
     Returns counts: ``written``, ``skipped`` (already complete), ``discarded`` (half-written, removed),
     ``success`` (among written), ``steps`` (among written).
     """
@@ -53,6 +54,10 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
         raise ValueError("--workers must be at least 1.")
     if not 0 <= noise <= 0.05:
         raise ValueError(f"--noise is a standard deviation in metres between 0 and 0.05, got {noise}.")
+    if yaw_noise is not None and not 0 <= yaw_noise <= 1:
+        raise ValueError(f"--yaw-noise is a standard deviation in radians between 0 and 1, got {yaw_noise}.")
+    if yaw_noise and not noise:
+        raise ValueError("--yaw-noise perturbs the wrist along with the position: pass --noise too (e.g. 0.015).")
     if resolution not in RESOLUTIONS:
         raise ValueError(f"Resolution {resolution} is not supported; choose one of {RESOLUTIONS}.")
     if words is not None:
@@ -69,7 +74,7 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
                 if (root / episode_name(t, m, s) / "meta.json").exists():
                     stats["skipped"] += 1
                 else:
-                    jobs.append((str(root), t, m, s, resolution, tuple(words) if words else None, noise))
+                    jobs.append((str(root), t, m, s, resolution, tuple(words) if words else None, noise, yaw_noise))
     total = len(jobs)
 
     def record(res):

@@ -42,7 +42,8 @@ class Episode:
         return len(self.actions)
 
 
-def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: float = 0.0) -> Episode:
+def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: float = 0.0,
+               yaw_noise: float | None = None) -> Episode:
     """Reset with ``seed`` and run the task's scripted expert to the end (or ``env.max_steps``).
 
     ``noise`` > 0 perturbs the *executed* end-effector position until success (DART, Laskey et al.
@@ -52,12 +53,13 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     shows the way back to the path, not only the path. The gripper is never perturbed; the task
     bounds the rest (``Task.dart_dims``, ``Task.dart_max``: writing's pen stays on the board), and
     lifts the cap while the commanded height is at least ``Task.dart_free_z``. The wrist's yaw is
-    perturbed only where the task asks (``Task.dart_yaw``, radians, from a draw of its own so the
-    position's stays the same), while the gripper is commanded open or the commanded height is at
+    perturbed only where the task asks (``Task.dart_yaw``, radians, or ``yaw_noise`` where given; from a draw of
+    its own so the position's stays the same), while the gripper is commanded open or the commanded height is at
     least ``Task.dart_free_z`` (the way back to the heading the expert grasps at, and to the one it
     turns the held object to), and elsewhere decays at the same correlation, without jumps."""
     obs, info = env.reset(seed=seed, options=options)
     rng = np.random.default_rng([seed, 0xDA27])
+    yaw_std = env.task.dart_yaw if yaw_noise is None else yaw_noise
     offset, yaw_rng, yaw_offset = np.zeros(3), np.random.default_rng([seed, 0xDA27, 3]), 0.0
     dims = np.isin(np.arange(3), env.task.dart_dims)
     capped, free = dims * min(noise, env.task.dart_max), dims * noise
@@ -81,7 +83,7 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
             kick = yaw_rng.standard_normal()       # drawn every step: the draws do not depend on the phases
             free_yaw = a[4] <= GRIP_CLOSED or a[2] >= env.task.dart_free_z
             yaw_offset = NOISE_CORRELATION * yaw_offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * kick * free_yaw
-            executed[3] += env.task.dart_yaw * yaw_offset
+            executed[3] += yaw_std * yaw_offset
         obs, _, _, truncated, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])
@@ -94,8 +96,8 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
     if noise > 0:
         public["expert_noise"] = float(capped.max())
-        if env.task.dart_yaw:
-            public["expert_yaw_noise"] = env.task.dart_yaw
+        if yaw_std:
+            public["expert_yaw_noise"] = yaw_std
     return Episode(env.task.name, env.mode, seed, {v: np.stack(f) for v, f in frames.items()},
                    np.stack(states), np.stack(actions), bool(info["is_success"]), public, success_step)
 

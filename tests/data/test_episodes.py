@@ -62,7 +62,8 @@ def test_failed_episodes_are_kept_but_filtered(dataset):
 @pytest.mark.parametrize("kwargs,message", [
     ({"tasks": ["juggling"]}, "Unknown task"), ({"modes": ["medium"]}, "Unknown mode"),
     ({"episodes": 0}, "at least 1"), ({"resolution": 100}, "not supported"),
-    ({"words": ["CAT"]}, "writing task only"),
+    ({"words": ["CAT"]}, "writing task only"), ({"noise": 0.2}, "metres between 0 and 0.05"),
+    ({"noise": 0.015, "yaw_noise": 2.0}, "radians between 0 and 1"), ({"yaw_noise": 0.3}, "pass --noise too"),
 ])
 def test_bad_generation_arguments(tmp_path, kwargs, message):
     args = {"tasks": ["plating"], "modes": ["easy"], "episodes": 1, **kwargs}

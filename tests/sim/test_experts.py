@@ -119,3 +119,15 @@ def test_place_shoe_expert_noise_turns_the_open_and_the_lifted_wrist(monkeypatch
     for phase in (opened, carried):
         assert np.isclose(yaw_off(straight, phase), yaw_off(clean, phase), atol=0.5)   # only the servo's lag
         assert yaw_off(turned, phase) > 3 * yaw_off(straight, phase)    # measured 27 and 35 against 5
+
+
+def test_yaw_noise_turns_the_open_wrist_on_any_task():
+    """gen-data --yaw-noise sets the wrist's DART share where a task has none of its own (plug_in's square peg
+    lies turned; yaw-free data never shows the wrist turning back to it). The position's draw stays the same."""
+    env = make_env("plug_in", "hard", 64)
+    straight = run_expert(env, 1005, noise=0.015)
+    turned = run_expert(env, 1005, noise=0.015, yaw_noise=0.3)
+    env.close()
+    assert "expert_yaw_noise" not in straight.info and turned.info["expert_yaw_noise"] == 0.3
+    assert np.abs(turned.states[1:11, 3] - straight.states[1:11, 3]).max() > 0.02     # the open wrist turned
+    assert np.allclose(turned.states[1:4, :3], straight.states[1:4, :3], atol=2e-3)  # the same path's start
