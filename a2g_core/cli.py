@@ -286,7 +286,8 @@ def cmd_eval(args) -> int:
               f"{r['failures_at_edge']} |")
     for r in reports:
         if r["by_scene"]:
-            print(f"{r['task']}/{r['mode']} by scene: " + ", ".join(f"{k} {s}/{n}" for k, (s, n) in r["by_scene"].items()))
+            split = ", ".join(f"{kind} {k}/{n}" for kind, (k, n) in r["by_scene"].items())
+            print(f"{r['task']}/{r['mode']} by scene: {split}")
     if args.max_steps:
         print(f"note: every episode ended by step {args.max_steps} (--max-steps), not at its task's own limit.")
     _write_json(args.json, {"policy": str(args.policy), "adapter": args.adapter and str(args.adapter), "cells": reports})

@@ -1,8 +1,8 @@
 """Closed-loop episodes: one scene per seed, or one scenario with the policy's noise drawn per episode."""
 import numpy as np
 
-from a2g_core.eval.policy_eval import (at_workspace_edge, by_scene, evaluate, grasp_at_place, grasp_turn_deg, load_policy,
-                                      run_episode)
+from a2g_core.eval.policy_eval import (at_workspace_edge, by_scene, evaluate, grasp_at_place, grasp_turn_deg,
+                                      load_policy, run_episode)
 from a2g_core.sim import make_env
 from a2g_core.sim.rollout import expert_goal, expert_grasp, first_grasp, run_expert
 
