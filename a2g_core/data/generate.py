@@ -15,8 +15,15 @@ def worker_init() -> None:
     os.environ["LP_NUM_THREADS"] = "0"        # one render thread per worker: workers scale across cores
 
 
+def expert_job(task: str, mode: str, seed: int, resolution: int, *, root: str | Path | None = None,
+               words: list[str] | None = None, noise: float = 0.0, yaw_noise: float | None = None) -> tuple:
+    """One job for ``run_jobs``: the expert on ``seed``, its episode written under ``root`` unless None."""
+    return (None if root is None else str(root), task, mode, seed, resolution, tuple(words) if words else None,
+            noise, yaw_noise)
+
+
 def _run_one(job: tuple) -> tuple[str, str, int, bool, int]:
-    """Run the expert on one seed; write the episode unless ``root`` is None."""
+    """Run an ``expert_job``; write the episode unless its ``root`` is None."""
     root, task, mode, seed, resolution, words, noise, yaw_noise = job
     from a2g_core.sim import make_env
     from a2g_core.sim.rollout import run_expert
@@ -74,7 +81,8 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
                 if (root / episode_name(t, m, s) / "meta.json").exists():
                     stats["skipped"] += 1
                 else:
-                    jobs.append((str(root), t, m, s, resolution, tuple(words) if words else None, noise, yaw_noise))
+                    jobs.append(expert_job(t, m, s, resolution, root=root, words=words, noise=noise,
+                                           yaw_noise=yaw_noise))
     total = len(jobs)
 
     def record(res):

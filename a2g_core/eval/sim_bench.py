@@ -69,8 +69,8 @@ def speed(resolution: int = 96, steps: int = 200, repeats: int = 5, task: str = 
 
 def expert_success(tasks, modes, episodes: int, workers: int, resolution: int = 96,
                    progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    from a2g_core.data.generate import run_jobs
-    jobs = [(None, t, m, s, resolution, None, 0.0, None) for t in tasks for m in modes for s in range(episodes)]
+    from a2g_core.data.generate import expert_job, run_jobs
+    jobs = [expert_job(t, m, s, resolution) for t in tasks for m in modes for s in range(episodes)]
     results: dict[tuple, list] = {}
     for i, (task, mode, seed, ok, n) in enumerate(run_jobs(jobs, workers)):
         results.setdefault((task, mode), []).append((seed, ok, n))
