@@ -58,14 +58,18 @@ class Motion:
         for _ in range(steps):
             yield self.sp.copy()
 
-    def pick(self, body: str, grasp_z: float, yaw: float = 0.0, lift_z: float = SAFE_Z, open_to: float = 0.0) -> Actions:
+    def pick(self, body: str, grasp_z: float, yaw: float = 0.0, lift_z: float = SAFE_Z, open_to: float = 0.0,
+             turn_over: bool = False) -> Actions:
         """Grasp ``body`` with the finger centre at height ``grasp_z`` and lift it to ``lift_z``.
-        ``open_to`` is the gripper command on approach (0 = wide open; more keeps the fingers narrow)."""
+        ``open_to`` is the gripper command on approach (0 = wide open; more keeps the fingers narrow).
+        The wrist turns to ``yaw`` on the way over, or with ``turn_over`` only once it is over the object, as the
+        descent starts, where the wrist camera sees what it turns to (a small object's heading is a pixel or two in
+        the head camera's view at 64 px)."""
         p = self.env.body_pos(body)
         yield from self.grip(open_to, steps=1)
-        yield from self.move((p[0], p[1], SAFE_Z), yaw)
+        yield from self.move((p[0], p[1], SAFE_Z), None if turn_over else yaw)
         p = self.env.body_pos(body)                           # correct for anything that moved
-        yield from self.move((p[0], p[1], grasp_z), speed=0.012)
+        yield from self.move((p[0], p[1], grasp_z), yaw if turn_over else None, speed=0.012)
         yield from self.grip(1.0)
         yield from self.move((p[0], p[1], lift_z), speed=0.012)
 

@@ -322,7 +322,7 @@ class PlugIn(Task):
         prm = env.scene.params
         yaw = env.body_yaw("peg") if prm["box_peg"] else 0.0
         safe = max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
-        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe)
+        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe, turn_over=True)
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,

@@ -95,6 +95,22 @@ def test_plug_in_expert_noise_is_full_on_the_approach(monkeypatch):
     assert approach.success
 
 
+def test_plug_in_expert_turns_to_a_square_peg_only_over_it():
+    """The wrist keeps its heading on the way over and turns as the descent starts, where the wrist camera sees
+    the peg's (at 64 px the head camera shows it as a pixel or two)."""
+    env = make_env("plug_in", "hard", 64)
+    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params["box_peg"])
+    peg = env.body_pos("peg")
+    peg_yaw = env.body_yaw("peg")
+    ep = run_expert(env, seed)
+    env.close()
+    turn = int(np.argmax(np.abs(ep.actions[:, 3]) > 1e-3))
+    assert ep.success and abs(peg_yaw) > np.radians(5)
+    assert turn > 5 and (ep.actions[:turn, 3] == 0).all()
+    assert np.linalg.norm(ep.states[turn, :2] - peg[:2]) < 0.01 and ep.actions[turn, 2] < SAFE_Z
+    assert ep.actions[turn + 5, 4] < GRIP_CLOSED                      # turned before the fingers close
+
+
 def test_place_shoe_expert_noise_turns_the_open_and_the_lifted_wrist(monkeypatch):
     """place_shoe perturbs the wrist's yaw too (Task.dart_yaw) while the gripper is open and while it carries
     the shoe clear of the table (Task.dart_free_z): its policies went to the shoe but neither gripped it the
