@@ -586,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--yaw-noise", type=float, default=None,
                    help="with --noise: the std in radians of the same kind of offset on the wrist's yaw while the "
                         "gripper is open or the arm is lifted clear (the way back to the heading the expert grasps "
-                        "at and turns the held object to; default: the task's Task.dart_yaw, 0.3 for place_shoe, 0 "
-                        "elsewhere)")
+                        "at and turns the held object to; default: the task's own Task.dart_yaw, which only "
+                        "place_shoe sets)")
     g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     g.set_defaults(func=cmd_gen_data)
 
