@@ -36,20 +36,27 @@ def cmd_gen_data(args) -> int:
     tasks = _split(args.task, TASKS, "task")
     modes = _split(args.mode, MODES, "mode")
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
+    steps = _ints(args.handover_steps, "--handover-steps")
+    if len(steps) != 2:
+        raise ValueError(f"--handover-steps is FIRST,LAST, two whole numbers; got {args.handover_steps!r}.")
     bar = tqdm(total=None, unit="ep", desc="expert episodes")
 
     def progress(done, total, res):
         bar.total = total
-        bar.set_postfix_str(f"{res[0]}/{res[1]} seed {res[2]} {'ok' if res[3] else 'FAIL'}")
+        state = "not handed over" if res[3] is None else "ok" if res[3] else "FAIL"
+        bar.set_postfix_str(f"{res[0]}/{res[1]} seed {res[2]} {state}")
         bar.update(1)
 
     stats = generate(args.out, tasks=tasks, modes=modes, episodes=args.episodes, seed_start=args.seed_start,
                      workers=args.workers, resolution=args.resolution, words=words, noise=args.noise,
-                     yaw_noise=args.yaw_noise, progress=progress)
+                     yaw_noise=args.yaw_noise, handover_from=args.handover_from, handover_steps=steps,
+                     progress=progress)
     bar.close()
     rate = stats["success"] / stats["written"] if stats["written"] else float("nan")
+    handed = (f" ({stats['not_handed_over']} seeds not handed over: the policy succeeded first or left nothing "
+              f"the expert can go on from)") if args.handover_from else ""
     print(f"{args.out}: wrote {stats['written']} episodes ({stats['steps']} steps, expert success {rate:.1%}), "
-          f"kept {stats['skipped']} already there, discarded {stats['discarded']} half-written.")
+          f"kept {stats['skipped']} already there, discarded {stats['discarded']} half-written{handed}.")
     return 0
 
 
@@ -588,6 +595,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "gripper is open or the arm is lifted clear (the way back to the heading the expert grasps "
                         "at and turns the held object to; default: the task's own Task.dart_yaw, which only "
                         "place_shoe sets)")
+    g.add_argument("--handover-from", default=None, metavar="CHECKPOINT",
+                   help="DAgger-style data: on each seed this policy acts towards the expert's goal first, then the "
+                        "expert takes over from wherever it got to (Task.recover; plug_in so far) and only the "
+                        "expert's part is written. Seeds the policy succeeds on before the handover, or leaves "
+                        "where the expert has no way on (a fallen peg), write nothing. Use seeds no other episode "
+                        "in OUT has, and the policy's own --resolution")
+    g.add_argument("--handover-steps", default="20,240", metavar="FIRST,LAST",
+                   help="with --handover-from: the policy's steps before the handover, drawn per seed from "
+                        "FIRST..LAST (default 20,240)")
     g.add_argument("--out", type=Path, default=DEFAULT_DATA, help=f"dataset folder (default {DEFAULT_DATA})")
     g.set_defaults(func=cmd_gen_data)
 

@@ -40,6 +40,10 @@ def test_user_errors_are_one_sentence(capsys, tmp_path):
                  "--init", str(tmp_path), "--keypoint-contrast"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --keypoint-contrast is for a new policy") and "\n" not in err
+    assert main(["gen-data", "--task", "plug_in", "--handover-from", str(tmp_path), "--handover-steps", "40",
+                 "--out", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --handover-steps is FIRST,LAST") and "\n" not in err
 
 
 def test_gen_data_goal_vae_strip_and_cache_latents(tmp_path, capsys):

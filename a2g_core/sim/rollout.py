@@ -57,7 +57,15 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     its own so the position's stays the same), while the gripper is commanded open or the commanded height is at
     least ``Task.dart_free_z`` (the way back to the heading the expert grasps at, and to the one it
     turns the held object to), and elsewhere decays at the same correlation, without jumps."""
-    obs, info = env.reset(seed=seed, options=options)
+    obs, _ = env.reset(seed=seed, options=options)
+    return record_plan(env, obs, env.task.expert(env), seed, noise=noise, yaw_noise=yaw_noise)
+
+
+def record_plan(env: TabletopEnv, obs: dict, plan, seed: int, noise: float = 0.0, yaw_noise: float | None = None,
+                extra: dict | None = None) -> Episode:
+    """Run the expert's ``plan`` from the scene as it is (``obs`` its observation) for up to ``env.max_steps``
+    actions, and hold the last for ``SETTLE_STEPS``; ``noise`` and ``yaw_noise`` as in ``run_expert``, seeded by
+    ``seed``. ``extra`` is merged into the episode's info."""
     rng = np.random.default_rng([seed, 0xDA27])
     yaw_std = env.task.dart_yaw if yaw_noise is None else yaw_noise
     offset, yaw_rng, yaw_offset = np.zeros(3), np.random.default_rng([seed, 0xDA27, 3]), 0.0
@@ -65,8 +73,8 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
     capped, free = dims * min(noise, env.task.dart_max), dims * noise
     frames = {v: [obs["images"][v]] for v in VIEWS}
     states, actions = [obs["state"]], []
-    plan = env.task.expert(env)
     last = success_step = None
+    info = {"is_success": env.task.success(env), **env.scene.public}
     settle = SETTLE_STEPS
     while len(actions) < env.max_steps:
         a = next(plan, None)
@@ -84,16 +92,14 @@ def run_expert(env: TabletopEnv, seed: int, options: dict | None = None, noise: 
             free_yaw = a[4] <= GRIP_CLOSED or a[2] >= env.task.dart_free_z
             yaw_offset = NOISE_CORRELATION * yaw_offset + np.sqrt(1 - NOISE_CORRELATION ** 2) * kick * free_yaw
             executed[3] += yaw_std * yaw_offset
-        obs, _, _, truncated, info = env.step(executed)
+        obs, _, _, _, info = env.step(executed)
         actions.append(env.clip(a).astype(np.float32) if noise > 0 else info["action"])
         states.append(obs["state"])
         for v in VIEWS:
             frames[v].append(obs["images"][v])
         if info["is_success"] and success_step is None:
             success_step = len(actions)
-        if truncated:
-            break
-    public = {k: v for k, v in info.items() if k not in ("is_success", "action")}
+    public = {k: v for k, v in info.items() if k not in ("is_success", "action")} | (extra or {})
     if noise > 0:
         public["expert_noise"] = float(capped.max())
         if yaw_std:

@@ -123,6 +123,11 @@ class Task:
     def expert(self, env) -> Actions:
         raise NotImplementedError
 
+    def recover(self, env) -> Actions | None:
+        """The expert from the scene as it is now, mid-episode (a policy's rollout handed over to it:
+        ``gen-data --handover-from``), or None where it has no way on from here (or the task no such expert)."""
+        return None
+
     @staticmethod
     def grasp_z(height: float) -> float:
         """Finger centre height that keeps the fingertips off the table and the palm off the object."""
@@ -317,12 +322,46 @@ class PlugIn(Task):
         s = self.scores(env)
         return s["peg_off_cm"] < env.scene.params["hole_half"] * 100 and s["peg_depth_cm"] > self.DEPTH * 100
 
+    GRIP_HOLDS = (0.35, 0.95)   # how shut the fingers are around a peg (empty, they shut to 1)
+
+    def _safe_z(self, prm) -> float:
+        return max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
+
     def expert(self, env):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
         yaw = env.body_yaw("peg") if prm["box_peg"] else 0.0
-        safe = max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
+        safe = self._safe_z(prm)
         yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe, turn_over=True)
+        yield from self._insert(env, mo, safe)
+
+    def recover(self, env):
+        """Carry on from wherever a rollout left the peg: a held one straight up and into the hole (turned to
+        it); one standing anywhere (on the table, on the fixture, on clutter) let go of, picked up from where
+        it stands and inserted; a fallen one, None (the expert only picks upright pegs)."""
+        if env.body_tilt("peg") > UPRIGHT_TOL:
+            return None
+        return self._recover(env)
+
+    def _recover(self, env):
+        prm = env.scene.params
+        ee, peg, bottom = env.proprio(), env.body_pos("peg"), env.body_bottom("peg")
+        held = (self.GRIP_HOLDS[0] <= ee[4] < self.GRIP_HOLDS[1] and _cm(peg, ee) < 2
+                and bottom < ee[2] < bottom + prm["height"])
+        mo = Motion(env, np.append(ee[:4], 1.0 if held else 0.0))
+        safe = self._safe_z(prm)
+        if held:
+            yield from mo.move((ee[0], ee[1], safe), speed=0.012)
+        else:
+            yield from mo.grip(0.0)
+            yield from mo.move((ee[0], ee[1], safe))
+            turn = wrap(env.body_yaw("peg") - ee[3], np.pi / 2) if prm["box_peg"] else 0.0
+            yield from mo.pick("peg", env.body_bottom("peg") + self.grasp_z(prm["height"]), ee[3] + turn,
+                               lift_z=safe, turn_over=True)
+        yield from self._insert(env, mo, safe)
+
+    def _insert(self, env, mo, safe):
+        prm = env.scene.params
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,

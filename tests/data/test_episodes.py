@@ -36,7 +36,8 @@ def test_resume_keeps_finished_and_discards_half_written(dataset):
     (half / "head.npy").write_bytes(b"truncated")
     assert len(EpisodeStore(dataset)) == 2                  # a .tmp folder is never read as an episode
     stats = generate(dataset, tasks=["place_empty_cup"], modes=["easy"], episodes=3, resolution=64)
-    assert stats == {"written": 1, "skipped": 2, "discarded": 1, "success": 1, "steps": stats["steps"]}
+    assert stats == {"written": 1, "skipped": 2, "discarded": 1, "success": 1, "steps": stats["steps"],
+                     "not_handed_over": 0}
     assert done.joinpath("head.npy").stat().st_mtime_ns == before
     assert not half.exists() and len(EpisodeStore(dataset)) == 3
 
@@ -79,3 +80,35 @@ def test_dataset_resolution_mismatch(dataset):
 def test_not_a_dataset(tmp_path):
     with pytest.raises(ValueError, match="not a dataset folder"):
         EpisodeStore(tmp_path)
+
+
+def test_handover_episodes_start_where_the_policy_left_off(tmp_path, tiny_policy_dir):
+    """gen-data --handover-from: the policy acts first, the expert takes over, and only the expert's part is
+    written, starting from the very state the policy's rollout reached."""
+    from a2g_core.eval.policy_eval import load_policy, run_episode
+    from a2g_core.sim import make_env
+    from a2g_core.sim.rollout import expert_goal
+    stats = generate(tmp_path, tasks=["plug_in"], modes=["easy"], episodes=2, resolution=64,
+                     handover_from=tiny_policy_dir, handover_steps=(6, 14))
+    assert stats["written"] == 2 and stats["success"] == 2 and stats["not_handed_over"] == 0
+    policy, env = load_policy(tiny_policy_dir), make_env("plug_in", "easy", 64)
+    for ep in EpisodeStore(tmp_path):
+        steps = ep.meta["info"]["handover_step"]
+        assert 6 <= steps <= 14 and ep.meta["info"]["handover_from"] == str(tiny_policy_dir)
+        goal, _ = expert_goal("plug_in", "easy", ep.meta["seed"], 64)
+        out = run_episode(policy, env, ep.meta["seed"], goal, max_steps=steps, record=True)
+        np.testing.assert_array_equal(ep.lowdim()[0][0], out["episode"].states[-1])
+        np.testing.assert_array_equal(ep.frames("wrist")[0], out["episode"].frames["wrist"][-1])
+        assert not np.array_equal(ep.lowdim()[0][0], env.task.home())          # the policy did move the arm
+    env.close()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"tasks": ["plating"]}, "no expert that takes over"), ({"handover_steps": (30, 10)}, "FIRST <= LAST"),
+    ({"handover_from": "nowhere"}, "not a policy checkpoint"), ({"resolution": 96}, "pass --resolution 64"),
+])
+def test_bad_handover_arguments(tmp_path, tiny_policy_dir, kwargs, message):
+    args = {"tasks": ["plug_in"], "modes": ["easy"], "episodes": 1, "resolution": 64,
+            "handover_from": tiny_policy_dir, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate(tmp_path, **args)

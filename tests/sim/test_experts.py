@@ -3,7 +3,7 @@ import pytest
 
 from a2g_core.sim import MODES, TASKS, make_env
 from a2g_core.sim.expert import SAFE_Z
-from a2g_core.sim.rollout import GRIP_CLOSED, run_expert
+from a2g_core.sim.rollout import GRIP_CLOSED, grasp_steps, run_expert
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -147,3 +147,39 @@ def test_yaw_noise_turns_the_open_wrist_on_any_task():
     assert "expert_yaw_noise" not in straight.info and turned.info["expert_yaw_noise"] == 0.3
     assert np.abs(turned.states[1:11, 3] - straight.states[1:11, 3]).max() > 0.02     # the open wrist turned
     assert np.allclose(turned.states[1:4, :3], straight.states[1:4, :3], atol=2e-3)  # the same path's start
+
+
+@pytest.mark.parametrize("phase,drop", [("over", False), ("held", False), ("held", True), ("inserting", False)])
+def test_plug_in_recover_takes_over_from_wherever_the_peg_is(phase, drop):
+    """Stopped on the way over, with the peg held (or let go of there, so it falls back to the table) and while
+    lowering it into the hole, the expert carries on from the scene as it is and inserts the peg."""
+    env = make_env("plug_in", "hard", 64)
+    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params["box_peg"])
+    shut, release = grasp_steps(run_expert(env, seed).actions)
+    steps = {"over": shut - 12, "held": shut + 15, "inserting": release - 3}[phase]
+    env.reset(seed=seed)
+    for _, a in zip(range(steps), env.task.expert(env)):
+        env.step(a)
+    if drop:
+        for _ in range(25):
+            env.step(np.append(env.proprio()[:4], 0.0))
+        assert env.body_bottom("peg") < 0.002                 # back on the table
+    assert not env.task.success(env)
+    for a in env.task.recover(env):
+        env.step(a)
+    ok = env.task.success(env)
+    env.close()
+    assert ok
+
+
+def test_plug_in_recover_gives_up_on_a_fallen_peg():
+    import mujoco
+    env = make_env("plug_in", "easy", 64)
+    env.reset(seed=0)
+    adr = env.model.joint(env.model.body("peg").jntadr[0]).qposadr[0]
+    env.data.qpos[adr + 2] = 0.02
+    env.data.qpos[adr + 3:adr + 7] = (np.cos(np.pi / 4), np.sin(np.pi / 4), 0, 0)     # lying on its side
+    mujoco.mj_forward(env.model, env.data)
+    assert env.task.recover(env) is None
+    assert TASKS["place_empty_cup"].recover(env) is None                            # no task but plug_in has one
+    env.close()
