@@ -597,10 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "place_shoe sets)")
     g.add_argument("--handover-from", default=None, metavar="CHECKPOINT",
                    help="DAgger-style data: on each seed this policy acts towards the expert's goal first, then the "
-                        "expert takes over from wherever it got to (Task.recover; plug_in so far) and only the "
-                        "expert's part is written. Seeds the policy succeeds on before the handover, or leaves "
-                        "where the expert has no way on (a fallen peg), write nothing. Use seeds no other episode "
-                        "in OUT has, and the policy's own --resolution")
+                        "expert takes over from wherever it got to (Task.recover: plug_in, place_empty_cup, "
+                        "move_can_pot) and only the expert's part is written. Seeds the policy succeeds on before the "
+                        "handover, or leaves where the expert has no way on (its object fallen over), write nothing. "
+                        "Use seeds no other episode in OUT has, and the policy's own --resolution")
     g.add_argument("--handover-steps", default="20,240", metavar="FIRST,LAST",
                    help="with --handover-from: the policy's steps before the handover, drawn per seed from "
                         "FIRST..LAST (default 20,240)")

@@ -93,7 +93,7 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
     """
     from a2g_core.sim import RESOLUTIONS, TASKS, VIEWS
     from a2g_core.sim.scene import CONTROL_HZ
-    from a2g_core.sim.tasks import MODES, Task
+    from a2g_core.sim.tasks import MODES
     for t in tasks:
         if t not in TASKS:
             raise ValueError(f"Unknown task {t!r}; choose from: {', '.join(TASKS)} (or 'all').")
@@ -117,9 +117,9 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
         if not (Path(handover_from) / "world_model").is_dir():
             raise ValueError(f"{handover_from} is not a policy checkpoint (no world_model/ in it).")
         for t in tasks:
-            if type(TASKS[t]).recover is Task.recover:
+            if TASKS[t].carried is None:
                 raise ValueError(f"{t} has no expert that takes over mid-episode (Task.recover); --handover-from "
-                                 f"applies to: {', '.join(n for n, c in TASKS.items() if type(c).recover is not Task.recover)}.")
+                                 f"applies to: {', '.join(n for n, c in TASKS.items() if c.carried)}.")
     if resolution not in RESOLUTIONS:
         raise ValueError(f"Resolution {resolution} is not supported; choose one of {RESOLUTIONS}.")
     if words is not None:

@@ -123,10 +123,46 @@ class Task:
     def expert(self, env) -> Actions:
         raise NotImplementedError
 
+    # The one object the expert carries, where it can take over mid-episode (``recover``); such a task gives
+    # ``deliver``, the expert from the object lifted in hand on.
+    carried: str | None = None
+
     def recover(self, env) -> Actions | None:
         """The expert from the scene as it is now, mid-episode (a policy's rollout handed over to it:
-        ``gen-data --handover-from``), or None where it has no way on from here (or the task no such expert)."""
-        return None
+        ``gen-data --handover-from``): a held object straight up and delivered; one standing anywhere (on the
+        table, on the target, on clutter) let go of, picked up from where it stands and delivered. None where
+        the task has no such expert, or the object has fallen over (the experts pick upright objects only)."""
+        if self.carried is None or env.body_tilt(self.carried) > UPRIGHT_TOL:
+            return None
+        return self._recover(env)
+
+    def _recover(self, env) -> Actions:
+        body, prm = self.carried, env.scene.params
+        ee, bottom = env.proprio(), env.body_bottom(body)
+        shut_on = 1.0 - env.model.geom(body).size[0] / S.FINGER_MAX      # where the fingers stop on it
+        held = (abs(ee[4] - shut_on) < 0.1 and _cm(env.body_pos(body), ee) < 2
+                and bottom < ee[2] < bottom + prm["height"])
+        mo = Motion(env, np.append(ee[:4], 1.0 if held else 0.0))
+        safe = self.safe_z(prm)
+        if held:
+            yield from mo.move((ee[0], ee[1], safe), speed=0.012)
+        else:
+            yield from mo.grip(0.0)
+            yield from mo.move((ee[0], ee[1], safe))
+            yield from mo.pick(body, env.body_bottom(body) + self.grasp_z(prm["height"]),
+                               ee[3] + self.grasp_turn(env, ee[3]), lift_z=safe, turn_over=True)
+        yield from self.deliver(env, mo)
+
+    def safe_z(self, prm) -> float:
+        """The height the expert carries its object at."""
+        return SAFE_Z
+
+    def grasp_turn(self, env, yaw: float) -> float:
+        """How far to turn the wrist from ``yaw`` to grip the carried object the way it lies."""
+        return 0.0
+
+    def deliver(self, env, mo: Motion) -> Actions:
+        raise NotImplementedError
 
     @staticmethod
     def grasp_z(height: float) -> float:
@@ -156,11 +192,15 @@ class PlaceEmptyCup(Task):
         return (self.scores(env)["cup_off_cm"] < 2.5 and env.body_tilt("cup") < UPRIGHT_TOL
                 and abs(env.body_bottom("cup") - 0.004) < 0.01 and env.gripper_open())
 
+    carried = "cup"
+
     def expert(self, env):
         mo = Motion(env, env.task.home())
-        prm = env.scene.params
-        yield from mo.pick("cup", self.grasp_z(prm["height"]))
-        yield from mo.place("cup", prm["coaster"], 0.004)
+        yield from mo.pick("cup", self.grasp_z(env.scene.params["height"]))
+        yield from self.deliver(env, mo)
+
+    def deliver(self, env, mo):
+        yield from mo.place("cup", env.scene.params["coaster"], 0.004)
         yield from mo.move(S.HOME[:3])
 
 
@@ -193,13 +233,20 @@ class MoveCanPot(Task):
                 and self.scores(env)["can_off_cm"] < 5 and env.body_tilt("can") < UPRIGHT_TOL
                 and env.body_bottom("can") < 0.01 and env.gripper_open())
 
+    carried = "can"
+
+    def safe_z(self, prm):
+        return max(SAFE_Z, 0.08 + self.grasp_z(prm["height"]) + 0.04)          # carry the can's bottom over the pot
+
     def expert(self, env):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
-        grasp = self.grasp_z(prm["height"])
-        safe = max(SAFE_Z, 0.08 + grasp + 0.04)          # carry the can's bottom over the pot
-        yield from mo.pick("can", grasp, lift_z=safe)
-        yield from mo.place("can", prm["target"], 0.0, safe_z=safe)
+        yield from mo.pick("can", self.grasp_z(prm["height"]), lift_z=self.safe_z(prm))
+        yield from self.deliver(env, mo)
+
+    def deliver(self, env, mo):
+        prm = env.scene.params
+        yield from mo.place("can", prm["target"], 0.0, safe_z=self.safe_z(prm))
         yield from mo.move(S.HOME[:3])
 
 
@@ -322,50 +369,27 @@ class PlugIn(Task):
         s = self.scores(env)
         return s["peg_off_cm"] < env.scene.params["hole_half"] * 100 and s["peg_depth_cm"] > self.DEPTH * 100
 
-    GRIP_HOLDS = (0.35, 0.95)   # how shut the fingers are around a peg (empty, they shut to 1)
+    carried = "peg"
 
-    def _safe_z(self, prm) -> float:
+    def safe_z(self, prm):
         return max(SAFE_Z, prm["fixture_top"] + self.grasp_z(prm["height"]) + 0.03)
+
+    def grasp_turn(self, env, yaw):
+        return wrap(env.body_yaw("peg") - yaw, np.pi / 2) if env.scene.params["box_peg"] else 0.0
 
     def expert(self, env):
         mo = Motion(env, env.task.home())
         prm = env.scene.params
         yaw = env.body_yaw("peg") if prm["box_peg"] else 0.0
-        safe = self._safe_z(prm)
-        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=safe, turn_over=True)
-        yield from self._insert(env, mo, safe)
+        yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=self.safe_z(prm), turn_over=True)
+        yield from self.deliver(env, mo)
 
-    def recover(self, env):
-        """Carry on from wherever a rollout left the peg: a held one straight up and into the hole (turned to
-        it); one standing anywhere (on the table, on the fixture, on clutter) let go of, picked up from where
-        it stands and inserted; a fallen one, None (the expert only picks upright pegs)."""
-        if env.body_tilt("peg") > UPRIGHT_TOL:
-            return None
-        return self._recover(env)
-
-    def _recover(self, env):
-        prm = env.scene.params
-        ee, peg, bottom = env.proprio(), env.body_pos("peg"), env.body_bottom("peg")
-        held = (self.GRIP_HOLDS[0] <= ee[4] < self.GRIP_HOLDS[1] and _cm(peg, ee) < 2
-                and bottom < ee[2] < bottom + prm["height"])
-        mo = Motion(env, np.append(ee[:4], 1.0 if held else 0.0))
-        safe = self._safe_z(prm)
-        if held:
-            yield from mo.move((ee[0], ee[1], safe), speed=0.012)
-        else:
-            yield from mo.grip(0.0)
-            yield from mo.move((ee[0], ee[1], safe))
-            turn = wrap(env.body_yaw("peg") - ee[3], np.pi / 2) if prm["box_peg"] else 0.0
-            yield from mo.pick("peg", env.body_bottom("peg") + self.grasp_z(prm["height"]), ee[3] + turn,
-                               lift_z=safe, turn_over=True)
-        yield from self._insert(env, mo, safe)
-
-    def _insert(self, env, mo, safe):
+    def deliver(self, env, mo):
         prm = env.scene.params
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
-                            yaw=mo.sp[3] + turn, safe_z=safe)
+                            yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm))
         yield from mo.move(S.HOME[:3])
 
 

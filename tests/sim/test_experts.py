@@ -149,23 +149,28 @@ def test_yaw_noise_turns_the_open_wrist_on_any_task():
     assert np.allclose(turned.states[1:4, :3], straight.states[1:4, :3], atol=2e-3)  # the same path's start
 
 
-@pytest.mark.parametrize("phase,drop", [("over", False), ("held", False), ("held", True), ("inserting", False)])
-def test_plug_in_recover_takes_over_from_wherever_the_peg_is(phase, drop):
-    """Stopped on the way over, with the peg held (or let go of there, so it falls back to the table) and while
-    lowering it into the hole, the expert carries on from the scene as it is and inserts the peg."""
-    env = make_env("plug_in", "hard", 64)
-    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params["box_peg"])
+@pytest.mark.parametrize("task", ["plug_in", "place_empty_cup", "move_can_pot"])
+@pytest.mark.parametrize("phase,drop", [("over", False), ("held", False), ("held", True), ("placing", False)])
+def test_recover_takes_over_from_wherever_the_object_is(task, phase, drop):
+    """Stopped on the way over, with the object held (or let go of there, so it falls back to the table) and while
+    setting it down, the expert carries on from the scene as it is and succeeds (plug_in: a square peg)."""
+    env = make_env(task, "hard", 64)
+    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params.get("box_peg", True))
     shut, release = grasp_steps(run_expert(env, seed).actions)
-    steps = {"over": shut - 12, "held": shut + 15, "inserting": release - 3}[phase]
+    steps = {"over": shut - 12, "held": shut + 15, "placing": release - 3}[phase]
     env.reset(seed=seed)
     for _, a in zip(range(steps), env.task.expert(env)):
         env.step(a)
     if drop:
         for _ in range(25):
             env.step(np.append(env.proprio()[:4], 0.0))
-        assert env.body_bottom("peg") < 0.002                 # back on the table
+        assert env.body_bottom(env.task.carried) < 0.002                 # back on the table
     assert not env.task.success(env)
-    for a in env.task.recover(env):
+    plan = env.task.recover(env)
+    first = next(plan)
+    assert (first[4] > GRIP_CLOSED) == (phase != "over" and not drop)       # a held object is kept hold of
+    env.step(first)
+    for a in plan:                                  # the plan reads the scene between steps
         env.step(a)
     ok = env.task.success(env)
     env.close()
@@ -181,5 +186,5 @@ def test_plug_in_recover_gives_up_on_a_fallen_peg():
     env.data.qpos[adr + 3:adr + 7] = (np.cos(np.pi / 4), np.sin(np.pi / 4), 0, 0)     # lying on its side
     mujoco.mj_forward(env.model, env.data)
     assert env.task.recover(env) is None
-    assert TASKS["place_empty_cup"].recover(env) is None                            # no task but plug_in has one
+    assert TASKS["plating"].recover(env) is None                                    # plating has no such expert
     env.close()
