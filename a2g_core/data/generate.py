@@ -67,10 +67,10 @@ def handover_episode(env, seed: int, policy_path: str, first: int, last: int, *,
     goal, _ = expert_goal(env.task.name, env.mode, seed, env.resolution, words, frame=policy.config.goal_frame)
     steps = int(np.random.default_rng([seed, 0x4A4D]).integers(first, last + 1))
     rollout = run_episode(policy, env, seed, goal, max_steps=steps, record=True)
-    plan = None if rollout["success"] else env.task.recover(env)
+    ep = rollout["episode"]
+    plan = None if rollout["success"] else env.task.recover(env, command=ep.actions[-1])
     if plan is None:
         return None
-    ep = rollout["episode"]
     obs = {"images": {v: f[-1] for v, f in ep.frames.items()}, "state": ep.states[-1]}
     return record_plan(env, obs, plan, seed, noise=noise, yaw_noise=yaw_noise,
                        extra={"handover_step": steps, "handover_from": str(policy_path)})

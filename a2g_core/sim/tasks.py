@@ -127,30 +127,51 @@ class Task:
     # ``deliver``, the expert from the object lifted in hand on.
     carried: str | None = None
 
-    def recover(self, env) -> Actions | None:
+    def recover(self, env, command=None) -> Actions | None:
         """The expert from the scene as it is now, mid-episode (a policy's rollout handed over to it:
         ``gen-data --handover-from``): a held object straight up and delivered; one standing anywhere (on the
         table, on the target, on clutter) let go of, picked up from where it stands and delivered. None where
-        the task has no such expert, or the object has fallen over (the experts pick upright objects only)."""
+        the task has no such expert, or the object has fallen over (the experts pick upright objects only).
+        ``command`` is the last action the arm was given, its set-point, where the expert's moves start (as its
+        own episodes' do: the arm lags its commands); default, the arm's pose."""
         if self.carried is None or env.body_tilt(self.carried) > UPRIGHT_TOL:
             return None
-        return self._recover(env)
+        return self._recover(env, env.proprio() if command is None else np.asarray(command, dtype=np.float64))
 
-    def _recover(self, env) -> Actions:
+    def _recover(self, env, command) -> Actions:
+        """Where the scene is on the expert's own path, the expert's next actions from it, so the labels agree
+        with its episodes': over the object with open fingers, the descent goes on; held near its place, it is
+        set down from the height it is at (lifted only to clear what it goes on). Elsewhere: shut fingers with
+        nothing held open, the arm rises clear and picks the object up from where it stands."""
         body, prm = self.carried, env.scene.params
-        ee, bottom = env.proprio(), env.body_bottom(body)
+        ee, p, bottom = env.proprio(), env.body_pos(self.carried), env.body_bottom(self.carried)
         shut_on = 1.0 - env.model.geom(body).size[0] / S.FINGER_MAX      # where the fingers stop on it
-        held = (abs(ee[4] - shut_on) < 0.1 and _cm(env.body_pos(body), ee) < 2
-                and bottom < ee[2] < bottom + prm["height"])
-        mo = Motion(env, np.append(ee[:4], 1.0 if held else 0.0))
+        held = (abs(ee[4] - shut_on) < 0.1 and _cm(p, ee) < 2 and bottom < ee[2] < bottom + prm["height"])
+        mo = Motion(env, np.append(command[:4], 1.0 if held else 0.0))
         safe = self.safe_z(prm)
         if held:
-            yield from mo.move((ee[0], ee[1], safe), speed=0.012)
-        else:
+            xy, top = self.place_at(prm)
+            lift = top + 0.005 - bottom                     # to clear what it goes on; none once it is in there
+            if _cm(p, xy) < 3:
+                yield from self.deliver(env, mo, carry_z=mo.sp[2] + (lift if 0 < lift < 0.008 else 0.0))
+                return
+            if mo.sp[2] < safe - 0.01:                      # lifted straight up first, as after the grasp
+                yield from mo.move((*mo.sp[:2], safe), speed=0.012)
+            yield from self.deliver(env, mo)
+            return
+        grasp = bottom + self.grasp_z(prm["height"])
+        yaw = mo.sp[3] + self.grasp_turn(env, mo.sp[3])
+        if ee[4] > 0.1:                                     # shut on nothing, or on the object badly
             yield from mo.grip(0.0)
-            yield from mo.move((ee[0], ee[1], safe))
-            yield from mo.pick(body, env.body_bottom(body) + self.grasp_z(prm["height"]),
-                               ee[3] + self.grasp_turn(env, ee[3]), lift_z=safe, turn_over=True)
+        elif _cm(p, mo.sp) < 1.5 and mo.sp[2] > grasp:      # on the way down to it
+            yield from mo.move((p[0], p[1], grasp), yaw, speed=0.012)
+            yield from mo.grip(1.0)
+            yield from mo.move((p[0], p[1], safe), speed=0.012)
+            yield from self.deliver(env, mo)
+            return
+        if mo.sp[2] < safe - 0.02:                          # rise clear of the scene before crossing it
+            yield from mo.move((*mo.sp[:2], safe))
+        yield from mo.pick(body, grasp, yaw, lift_z=safe, turn_over=True)
         yield from self.deliver(env, mo)
 
     def safe_z(self, prm) -> float:
@@ -161,7 +182,12 @@ class Task:
         """How far to turn the wrist from ``yaw`` to grip the carried object the way it lies."""
         return 0.0
 
-    def deliver(self, env, mo: Motion) -> Actions:
+    def place_at(self, prm) -> tuple[np.ndarray, float]:
+        """Where the carried object goes (x, y) and the height of what it is set on or into there."""
+        raise NotImplementedError
+
+    def deliver(self, env, mo: Motion, carry_z: float | None = None) -> Actions:
+        """The expert from the object lifted in hand on (carried at ``carry_z`` instead of ``safe_z`` where given)."""
         raise NotImplementedError
 
     @staticmethod
@@ -199,8 +225,11 @@ class PlaceEmptyCup(Task):
         yield from mo.pick("cup", self.grasp_z(env.scene.params["height"]))
         yield from self.deliver(env, mo)
 
-    def deliver(self, env, mo):
-        yield from mo.place("cup", env.scene.params["coaster"], 0.004)
+    def place_at(self, prm):
+        return prm["coaster"], 0.004
+
+    def deliver(self, env, mo, carry_z=None):
+        yield from mo.place("cup", env.scene.params["coaster"], 0.004, carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
@@ -244,9 +273,12 @@ class MoveCanPot(Task):
         yield from mo.pick("can", self.grasp_z(prm["height"]), lift_z=self.safe_z(prm))
         yield from self.deliver(env, mo)
 
-    def deliver(self, env, mo):
+    def place_at(self, prm):
+        return prm["target"], 0.0
+
+    def deliver(self, env, mo, carry_z=None):
         prm = env.scene.params
-        yield from mo.place("can", prm["target"], 0.0, safe_z=self.safe_z(prm))
+        yield from mo.place("can", prm["target"], 0.0, safe_z=self.safe_z(prm), carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
@@ -384,12 +416,15 @@ class PlugIn(Task):
         yield from mo.pick("peg", self.grasp_z(prm["height"]), wrap(yaw), lift_z=self.safe_z(prm), turn_over=True)
         yield from self.deliver(env, mo)
 
-    def deliver(self, env, mo):
+    def place_at(self, prm):
+        return prm["hole"], prm["fixture_top"]
+
+    def deliver(self, env, mo, carry_z=None):
         prm = env.scene.params
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
-                            yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm))
+                            yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm), carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
