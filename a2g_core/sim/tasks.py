@@ -129,9 +129,8 @@ class Task:
 
     def recover(self, env, command=None) -> Actions | None:
         """The expert from the scene as it is now, mid-episode (a policy's rollout handed over to it:
-        ``gen-data --handover-from``): a held object straight up and delivered; one standing anywhere (on the
-        table, on the target, on clutter) let go of, picked up from where it stands and delivered. None where
-        the task has no such expert, or the object has fallen over (the experts pick upright objects only).
+        ``gen-data --handover-from``; how it goes on: ``_recover``). None where the task has no such expert, or
+        the object has fallen over (the experts pick upright objects only).
         ``command`` is the last action the arm was given, its set-point, where the expert's moves start (as its
         own episodes' do: the arm lags its commands); default, the arm's pose."""
         if self.carried is None or env.body_tilt(self.carried) > UPRIGHT_TOL:
@@ -141,8 +140,9 @@ class Task:
     def _recover(self, env, command) -> Actions:
         """Where the scene is on the expert's own path, the expert's next actions from it, so the labels agree
         with its episodes': over the object with open fingers, the descent goes on; held near its place, it is
-        set down from the height it is at (lifted only to clear what it goes on). Elsewhere: shut fingers with
-        nothing held open, the arm rises clear and picks the object up from where it stands."""
+        set down from the height it is at (lifted only to clear what it goes on); held elsewhere, lifted straight
+        up and carried. Off the path: shut fingers with nothing held open, the arm rises clear and picks the object
+        up from wherever it stands (the table, the target, clutter)."""
         body, prm = self.carried, env.scene.params
         ee, p, bottom = env.proprio(), env.body_pos(self.carried), env.body_bottom(self.carried)
         shut_on = 1.0 - env.model.geom(body).size[0] / S.FINGER_MAX      # where the fingers stop on it
