@@ -9,6 +9,7 @@ from typing import Callable
 from a2g_core.data.episodes import discard_partial, episode_name, init_dataset, write_episode
 
 _ENVS: dict = {}
+_POLICIES: dict = {}
 
 
 def worker_init() -> None:
@@ -58,9 +59,9 @@ def handover_episode(env, seed: int, policy_path: str, first: int, last: int, *,
     from a2g_core.eval.policy_eval import load_policy, run_episode
     from a2g_core.sim.rollout import expert_goal, record_plan
     torch.set_num_threads(1)
-    if policy_path not in _ENVS:
-        _ENVS[policy_path] = load_policy(policy_path)
-    policy = _ENVS[policy_path]
+    if policy_path not in _POLICIES:
+        _POLICIES[policy_path] = load_policy(policy_path)
+    policy = _POLICIES[policy_path]
     if policy.config.resolution != env.resolution:
         raise ValueError(f"{policy_path} reads {policy.config.resolution} px frames; pass --resolution "
                          f"{policy.config.resolution}.")
@@ -114,8 +115,8 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
         first, last = handover_steps
         if not 0 <= first <= last:
             raise ValueError(f"--handover-steps is FIRST,LAST with 0 <= FIRST <= LAST, got {first},{last}.")
-        if not (Path(handover_from) / "world_model").is_dir():
-            raise ValueError(f"{handover_from} is not a policy checkpoint (no world_model/ in it).")
+        if not (Path(handover_from) / "policy.json").exists():
+            raise ValueError(f"{handover_from} is not a policy checkpoint (no policy.json in it).")
         for t in tasks:
             if TASKS[t].carried is None:
                 raise ValueError(f"{t} has no expert that takes over mid-episode (Task.recover); --handover-from "
@@ -145,12 +146,10 @@ def generate(root: str | Path, *, tasks: list[str], modes: list[str], episodes: 
     def record(res):
         if res[3] is None:
             stats["not_handed_over"] += 1
-            if progress:
-                progress(stats["written"] + stats["not_handed_over"], total, res)
-            return
-        stats["written"] += 1
-        stats["success"] += int(res[3])
-        stats["steps"] += res[4]
+        else:
+            stats["written"] += 1
+            stats["success"] += int(res[3])
+            stats["steps"] += res[4]
         if progress:
             progress(stats["written"] + stats["not_handed_over"], total, res)
 

@@ -144,7 +144,7 @@ class Task:
         up and carried. Off the path: shut fingers with nothing held open, the arm rises clear and picks the object
         up from wherever it stands (the table, the target, clutter)."""
         body, prm = self.carried, env.scene.params
-        ee, p, bottom = env.proprio(), env.body_pos(self.carried), env.body_bottom(self.carried)
+        ee, p, bottom = env.proprio(), env.body_pos(body), env.body_bottom(body)
         shut_on = 1.0 - env.model.geom(body).size[0] / S.FINGER_MAX      # where the fingers stop on it
         held = (abs(ee[4] - shut_on) < 0.1 and _cm(p, ee) < 2 and bottom < ee[2] < bottom + prm["height"])
         mo = Motion(env, np.append(command[:4], 1.0 if held else 0.0))
@@ -229,7 +229,7 @@ class PlaceEmptyCup(Task):
         return prm["coaster"], 0.004
 
     def deliver(self, env, mo, carry_z=None):
-        yield from mo.place("cup", env.scene.params["coaster"], 0.004, carry_z=carry_z)
+        yield from mo.place("cup", *self.place_at(env.scene.params), carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
@@ -278,7 +278,7 @@ class MoveCanPot(Task):
 
     def deliver(self, env, mo, carry_z=None):
         prm = env.scene.params
-        yield from mo.place("can", prm["target"], 0.0, safe_z=self.safe_z(prm), carry_z=carry_z)
+        yield from mo.place("can", *self.place_at(prm), safe_z=self.safe_z(prm), carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
@@ -423,8 +423,9 @@ class PlugIn(Task):
         prm = env.scene.params
         turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
-        yield from mo.place("peg", prm["hole"], prm["fixture_top"] - self.DEPTH - 0.01,
-                            yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm), carry_z=carry_z)
+        hole, top = self.place_at(prm)
+        yield from mo.place("peg", hole, top - self.DEPTH - 0.01, yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm),
+                            carry_z=carry_z)
         yield from mo.move(S.HOME[:3])
 
 
