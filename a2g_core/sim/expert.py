@@ -74,12 +74,17 @@ class Motion:
         yield from self.move((p[0], p[1], lift_z), speed=0.012)
 
     def place(self, body: str, xy, bottom_z: float, yaw: float | None = None, safe_z: float = SAFE_Z,
-              release: float = 0.0, carry_z: float | None = None) -> Actions:
+              release: float = 0.0, carry_z: float | None = None, turn_over: bool = False) -> Actions:
         """Carry the held ``body`` so that its frame lands over ``xy`` with its bottom at ``bottom_z``, release.
-        It is carried at ``safe_z``, or at ``carry_z`` where given (an expert taking over near the place)."""
+        It is carried at ``safe_z``, or at ``carry_z`` where given (an expert taking over near the place). The wrist
+        turns to ``yaw`` on the way, or with ``turn_over`` only once over the place, where the wrist camera sees
+        what it turns to (as ``pick``'s)."""
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
-        yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z), yaw)
+        yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z),
+                             None if turn_over else yaw)
+        if turn_over and yaw is not None and yaw != self.sp[3]:
+            yield from self.move(yaw=yaw, max_wait=3)
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]
         below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom

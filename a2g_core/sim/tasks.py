@@ -425,7 +425,7 @@ class PlugIn(Task):
         turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
         hole, top = self.place_at(prm)
         yield from mo.place("peg", hole, top - self.DEPTH - 0.01, yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm),
-                            carry_z=carry_z)
+                            carry_z=carry_z, turn_over=True)
         yield from mo.move(S.HOME[:3])
 
 

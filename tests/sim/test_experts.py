@@ -95,20 +95,26 @@ def test_plug_in_expert_noise_is_full_on_the_approach(monkeypatch):
     assert approach.success
 
 
-def test_plug_in_expert_turns_to_a_square_peg_only_over_it():
+def test_plug_in_expert_turns_to_a_square_peg_and_to_its_hole_only_over_them():
     """The wrist keeps its heading on the way over and turns as the descent starts, where the wrist camera sees
-    the peg's (at 64 px the head camera shows it as a pixel or two)."""
+    the peg's (at 64 px the head camera shows it as a pixel or two); it carries the peg at that heading and turns
+    it to the hole's once over the hole, where the wrist camera sees the fixture."""
     env = make_env("plug_in", "hard", 64)
-    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params["box_peg"])
-    peg = env.body_pos("peg")
-    peg_yaw = env.body_yaw("peg")
+    seed = next(s for s in range(10000, 10020) if env.reset(seed=s) and env.scene.params["box_peg"]
+                and abs(env.scene.params["hole_yaw"] - env.body_yaw("peg")) > np.radians(10))
+    peg, peg_yaw, hole = env.body_pos("peg"), env.body_yaw("peg"), env.scene.params["hole"]
     ep = run_expert(env, seed)
     env.close()
-    turn = int(np.argmax(np.abs(ep.actions[:, 3]) > 1e-3))
+    yaw = ep.actions[:, 3]
+    turn = int(np.argmax(np.abs(yaw) > 1e-3))
     assert ep.success and abs(peg_yaw) > np.radians(5)
-    assert turn > 5 and (ep.actions[:turn, 3] == 0).all()
+    assert turn > 5 and (yaw[:turn] == 0).all()
     assert np.linalg.norm(ep.states[turn, :2] - peg[:2]) < 0.01 and ep.actions[turn, 2] < SAFE_Z
     assert ep.actions[turn + 5, 4] < GRIP_CLOSED                      # turned before the fingers close
+    carried = np.flatnonzero(ep.actions[:, 4] > GRIP_CLOSED)
+    second = carried[0] + int(np.argmax(np.abs(np.diff(yaw[carried])) > 1e-3)) + 1
+    assert second > carried[0] + 10 and np.allclose(yaw[carried[0]:second], yaw[carried[0]])
+    assert np.linalg.norm(ep.actions[second, :2] - hole) < 0.02 and ep.actions[second, 2] >= SAFE_Z
 
 
 def test_place_shoe_expert_noise_turns_the_open_and_the_lifted_wrist(monkeypatch):
