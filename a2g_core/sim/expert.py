@@ -14,6 +14,8 @@ Actions = Iterator[np.ndarray]
 SAFE_Z = 0.16
 SPEED = 0.016          # m per control step (0.32 m/s)
 YAW_SPEED = 0.2        # rad per control step
+TURN_OVER_SPEED = 0.05  # rad per control step for a turn over the place: each chunk's share is read from frames
+                        # that show the turn so far, not the whole turn from the frame before it starts
 
 
 def wrap(a: float, period: float = 2 * np.pi) -> float:
@@ -29,7 +31,7 @@ class Motion:
         self.env = env
         self.sp = np.asarray(start, dtype=np.float64).copy()
 
-    def move(self, xyz=None, yaw=None, speed=SPEED, tol=0.004, max_wait=15) -> Actions:
+    def move(self, xyz=None, yaw=None, speed=SPEED, tol=0.004, max_wait=15, yaw_speed=YAW_SPEED) -> Actions:
         target = self.sp.copy()
         if xyz is not None:
             target[:3] = xyz
@@ -40,9 +42,9 @@ class Motion:
             n = np.linalg.norm(d)
             self.sp[:3] = target[:3] if n <= speed else self.sp[:3] + d / n * speed
             dy = target[3] - self.sp[3]
-            self.sp[3] = target[3] if abs(dy) <= YAW_SPEED else self.sp[3] + np.sign(dy) * YAW_SPEED
+            self.sp[3] = target[3] if abs(dy) <= yaw_speed else self.sp[3] + np.sign(dy) * yaw_speed
             yield self.sp.copy()
-            if n <= speed and abs(dy) <= YAW_SPEED:
+            if n <= speed and abs(dy) <= yaw_speed:
                 break
         for _ in range(max_wait):      # let the arm catch up with the set-point
             if np.linalg.norm(self.env.proprio()[:3] - target[:3]) < tol:
@@ -77,14 +79,14 @@ class Motion:
               release: float = 0.0, carry_z: float | None = None, turn_over: bool = False) -> Actions:
         """Carry the held ``body`` so that its frame lands over ``xy`` with its bottom at ``bottom_z``, release.
         It is carried at ``safe_z``, or at ``carry_z`` where given (an expert taking over near the place). The wrist
-        turns to ``yaw`` on the way, or with ``turn_over`` only once over the place, where the wrist camera sees
-        what it turns to (as ``pick``'s)."""
+        turns to ``yaw`` on the way, or with ``turn_over`` only once over the place, slowly, where the wrist camera
+        sees what it turns to (as ``pick``'s)."""
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
         yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z),
                              None if turn_over else yaw)
         if turn_over and yaw is not None and yaw != self.sp[3]:
-            yield from self.move(yaw=yaw, max_wait=3)
+            yield from self.move(yaw=yaw, max_wait=3, yaw_speed=TURN_OVER_SPEED)
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]
         below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom
