@@ -85,7 +85,7 @@ class Motion:
         offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
         yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z),
                              None if turn_over else yaw)
-        if turn_over and yaw is not None and yaw != self.sp[3]:
+        if turn_over and yaw is not None and yaw != self.sp[3]:          # no turn (a round peg) adds no step
             yield from self.move(yaw=yaw, max_wait=3, yaw_speed=TURN_OVER_SPEED)
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]
