@@ -16,6 +16,7 @@ SPEED = 0.016          # m per control step (0.32 m/s)
 YAW_SPEED = 0.2        # rad per control step
 TURN_OVER_SPEED = 0.05  # rad per control step for a turn over the place: each chunk's share is read from frames
                         # that show the turn so far, not the whole turn from the frame before it starts
+ALIGN_SPEED = 0.006     # m per control step for the last way down after ``place(align_z=...)`` stopped to centre
 
 
 def wrap(a: float, period: float = 2 * np.pi) -> float:
@@ -76,11 +77,13 @@ class Motion:
         yield from self.move((p[0], p[1], lift_z), speed=0.012)
 
     def place(self, body: str, xy, bottom_z: float, yaw: float | None = None, safe_z: float = SAFE_Z,
-              release: float = 0.0, carry_z: float | None = None, turn_over: bool = False) -> Actions:
+              release: float = 0.0, carry_z: float | None = None, turn_over: bool = False,
+              align_z: float | None = None) -> Actions:
         """Carry the held ``body`` so that its frame lands over ``xy`` with its bottom at ``bottom_z``, release.
         It is carried at ``safe_z``, or at ``carry_z`` where given (an expert taking over near the place). The wrist
         turns to ``yaw`` on the way, or with ``turn_over`` only once over the place, slowly, where the wrist camera
-        sees what it turns to (as ``pick``'s)."""
+        sees what it turns to (as ``pick``'s). With ``align_z`` it stops on the way down with the object's bottom at
+        that height, centres it over ``xy`` again from where it hangs in the fingers, and goes on down slowly."""
         ee = self.env.proprio()
         offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
         yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z),
@@ -91,6 +94,11 @@ class Motion:
         offset = self.env.body_pos(body)[:2] - ee[:2]
         below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom
         target = (xy[0] - offset[0], xy[1] - offset[1])
-        yield from self.move((*target, bottom_z + below + 0.004), speed=0.01)
+        if align_z is not None:
+            yield from self.move((*target, align_z + below), speed=0.01)
+            offset = self.env.body_pos(body)[:2] - self.env.proprio()[:2]
+            target = (xy[0] - offset[0], xy[1] - offset[1])
+            yield from self.move((*target, align_z + below), tol=0.002, max_wait=4)
+        yield from self.move((*target, bottom_z + below + 0.004), speed=0.01 if align_z is None else ALIGN_SPEED)
         yield from self.grip(release, steps=6)
         yield from self.move((*target, safe_z), speed=0.012)

@@ -371,6 +371,7 @@ class PlugIn(Task):
     dart_max = 0.006            # at 1.5 cm the arm knocked the peg off the table in most runs,
     dart_free_z = SAFE_Z        # but not on the way there, where the policy drifts off the path
     DEPTH = 0.025           # the peg's bottom must be this far below the fixture top
+    ALIGN_ABOVE = 0.015     # the expert stops with the peg's bottom this far above the fixture to centre it
 
     def layout(self, rng, hard, options):
         r, h = (0.011, 0.09) if not hard else (rng.choice([0.009, 0.013]), rng.choice([0.085, 0.1]))
@@ -421,11 +422,14 @@ class PlugIn(Task):
 
     def deliver(self, env, mo, carry_z=None):
         prm = env.scene.params
-        turn = wrap(prm["hole_yaw"] - env.body_yaw("peg")) if prm["box_peg"] else 0.0
-        turn = wrap(turn, np.pi / 2)      # a square peg fits every quarter turn
+        turn = wrap(prm["hole_yaw"] - env.body_yaw("peg"), np.pi / 2) if prm["box_peg"] else 0.0
+        # A square peg fits every quarter turn: the wrist goes to the one within 45° of home, which is the hole's
+        # own heading (never more than 34° off), not to the nearest from where the peg was gripped, whose way
+        # round flips where the turn nears 45°.
+        yaw = wrap(mo.sp[3] + turn, np.pi / 2) if prm["box_peg"] else mo.sp[3]
         hole, top = self.place_at(prm)
-        yield from mo.place("peg", hole, top - self.DEPTH - 0.01, yaw=mo.sp[3] + turn, safe_z=self.safe_z(prm),
-                            carry_z=carry_z, turn_over=True)
+        yield from mo.place("peg", hole, top - self.DEPTH - 0.01, yaw=yaw, safe_z=self.safe_z(prm),
+                            carry_z=carry_z, turn_over=True, align_z=top + self.ALIGN_ABOVE)
         yield from mo.move(S.HOME[:3])
 
 
