@@ -84,20 +84,17 @@ class Motion:
         turns to ``yaw`` on the way, or with ``turn_over`` only once over the place, slowly, where the wrist camera
         sees what it turns to (as ``pick``'s). With ``align_z`` it stops on the way down with the object's bottom at
         that height, centres it over ``xy`` again from where it hangs in the fingers, and goes on down slowly."""
-        ee = self.env.proprio()
-        offset = self.env.body_pos(body)[:2] - ee[:2]         # where the object sits in the hand
-        yield from self.move((xy[0] - offset[0], xy[1] - offset[1], safe_z if carry_z is None else carry_z),
-                             None if turn_over else yaw)
+        def over_xy():              # the hand's x-y that puts the object over ``xy``, from where it sits in the hand
+            return tuple(np.asarray(xy[:2]) - (self.env.body_pos(body)[:2] - self.env.proprio()[:2]))
+
+        yield from self.move((*over_xy(), safe_z if carry_z is None else carry_z), None if turn_over else yaw)
         if turn_over and yaw is not None and yaw != self.sp[3]:          # no turn (a round peg) adds no step
             yield from self.move(yaw=yaw, max_wait=3, yaw_speed=TURN_OVER_SPEED)
-        ee = self.env.proprio()
-        offset = self.env.body_pos(body)[:2] - ee[:2]
-        below = ee[2] - self.env.body_bottom(body)            # finger centre above the object's bottom
-        target = (xy[0] - offset[0], xy[1] - offset[1])
+        below = self.env.proprio()[2] - self.env.body_bottom(body)      # finger centre above the object's bottom
+        target = over_xy()
         if align_z is not None:
             yield from self.move((*target, align_z + below), speed=0.01)
-            offset = self.env.body_pos(body)[:2] - self.env.proprio()[:2]
-            target = (xy[0] - offset[0], xy[1] - offset[1])
+            target = over_xy()
             yield from self.move((*target, align_z + below), tol=0.002, max_wait=4)
         yield from self.move((*target, bottom_z + below + 0.004), speed=0.01 if align_z is None else ALIGN_SPEED)
         yield from self.grip(release, steps=6)

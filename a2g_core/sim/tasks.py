@@ -422,11 +422,10 @@ class PlugIn(Task):
 
     def deliver(self, env, mo, carry_z=None):
         prm = env.scene.params
-        turn = wrap(prm["hole_yaw"] - env.body_yaw("peg"), np.pi / 2) if prm["box_peg"] else 0.0
         # A square peg fits every quarter turn: the wrist goes to the one within 45° of home, which is the hole's
         # own heading (never more than 34° off), not to the nearest from where the peg was gripped, whose way
         # round flips where the turn nears 45°.
-        yaw = wrap(mo.sp[3] + turn, np.pi / 2) if prm["box_peg"] else mo.sp[3]
+        yaw = wrap(mo.sp[3] + prm["hole_yaw"] - env.body_yaw("peg"), np.pi / 2) if prm["box_peg"] else mo.sp[3]
         hole, top = self.place_at(prm)
         yield from mo.place("peg", hole, top - self.DEPTH - 0.01, yaw=yaw, safe_z=self.safe_z(prm),
                             carry_z=carry_z, turn_over=True, align_z=top + self.ALIGN_ABOVE)
